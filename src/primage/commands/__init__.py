@@ -1,0 +1,1 @@
+"""Sub-commands of `primage`, one module each."""
