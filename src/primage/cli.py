@@ -8,6 +8,7 @@ Each sub-command lives in its own module and registers itself in COMMANDS with
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import __version__
@@ -45,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     except PrimageError as exc:
         print(f"primage: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:  # never a traceback for users; PRIMAGE_DEBUG=1 shows it
+        if os.environ.get("PRIMAGE_DEBUG"):
+            raise
+        print(f"primage: internal error: {type(exc).__name__}: {exc} (PRIMAGE_DEBUG=1 shows the traceback)",
+              file=sys.stderr)
+        return 70
     except KeyboardInterrupt:
         print("primage: interrupted", file=sys.stderr)
         return 130
