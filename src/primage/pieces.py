@@ -118,6 +118,8 @@ def from_file(path: Path) -> Piece:
         return Piece(path.stem, "radl-template", resolved, f"kind {_radl_kind(path)}")
     if path.suffix in (".yaml", ".yml") and tosca.is_topology(path):
         return Piece(path.stem, "tosca-template", resolved)
+    if path.suffix in (".yaml", ".yml") and re.search(r"^templates:", path.read_text(errors="replace"), re.M):
+        return Piece(path.stem, "radl-composition", resolved)
     if path.name == "Dockerfile":
         return Piece(path.parent.name, "image", resolved)
     raise UsageError(f"{path}: cannot tell what kind of piece this is (expected a TOSCA topology .yaml, a "

@@ -106,7 +106,16 @@ def ec3_parse_problems(tpl: RadlTemplate):
         parsed.check()
     except Exception as exc:  # RADLParseException carries the line
         line = getattr(exc, "line", None)
-        message = re.sub(r"^Line \d+: ", "", str(exc))
+        message = re.sub(r"^Line \d+: ", "", str(exc)).strip().splitlines()[0]
+        token = re.search(r"LexToken\((\w+),'([^']*)'", message)
+        if token:
+            message = (f"unexpected {token.group(2)!r}: a feature without 'and' before it, or an unbalanced "
+                       "parenthesis?")
+        elif message.startswith("Invalid system id in the deploy") and line:
+            statement = tpl.text.splitlines()[line - 1].strip()
+            message = f"'{statement}' deploys a system that no 'system' block of the template defines"
+        elif message == "Parse error in: None":
+            message = "unexpected end of file: an unclosed parenthesis or @begin without @end?"
         return [Problem(tpl.display, f"EC3 cannot parse the template: {message}", line)], None
     return [], parsed
 
@@ -235,8 +244,12 @@ class Composition:
     problems: list[Problem] = field(default_factory=list)
 
 
-def compose(names: list[str], features: dict[str, dict], display: str, timeout: float = 60) -> Composition:
-    """Run the real `ec3 launch --dry-run` in a private folder and return the composed RADL."""
+def compose(names: list[str], features: dict[str, dict], display: str, timeout: float = 60,
+            extra_templates: list[Path] | None = None) -> Composition:
+    """Run the real `ec3 launch --dry-run` in a private folder and return the composed RADL.
+
+    The repository's templates (and `extra_templates`, e.g. a file being checked) are
+    copied into the folder's ./templates, where ec3 looks first."""
     result = Composition(names, features)
     ec3 = shutil.which("ec3", path=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
     if not ec3:
@@ -248,6 +261,8 @@ def compose(names: list[str], features: dict[str, dict], display: str, timeout: 
         for folder in template_dirs():
             for radl_file in folder.glob("*.radl"):
                 shutil.copy(radl_file, templates / radl_file.name)
+        for radl_file in extra_templates or []:
+            shutil.copy(radl_file, templates / radl_file.name)
         private = templates / "primage_check_private.radl"
         fd = os.open(private, os.O_WRONLY | os.O_CREAT, 0o600)
         with os.fdopen(fd, "w") as out:

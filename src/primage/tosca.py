@@ -293,12 +293,21 @@ def _is_url(location: str) -> bool:
     return bool(urlparse(location).scheme) and len(urlparse(location).scheme) > 1
 
 
+def local_copy(location: str) -> Path | None:
+    """The checkout's file behind a URL of this repository at its pinned release, if any."""
+    pin = release.current()
+    if location.startswith(pin.raw_base):
+        candidate = paths.root() / location[len(pin.raw_base):]
+        return candidate if candidate.is_file() else None
+    return None
+
+
 def render(tpl: Template, values: dict[str, InputValue], artifacts: str = "local",
            validate: bool = True) -> dict:
     """The upload-ready document: inputs applied, imports and repositories absolute."""
     if artifacts not in ARTIFACT_MODES:
         raise PrimageError(f"--artifacts must be one of {', '.join(ARTIFACT_MODES)}, got '{artifacts}'")
-    problems = validate_inputs(tpl, values) + scalable_problems(tpl, values) if validate else []
+    problems = input_problems(tpl, values) if validate else []
     if problems:
         raise RenderError(problems)
     data = apply_inputs(tpl.data, values)
@@ -307,7 +316,13 @@ def render(tpl: Template, values: dict[str, InputValue], artifacts: str = "local
     imports = data.get("imports") or []
     for index, entry in enumerate(imports):
         location, _ = _import_target(entry)
-        if not location or _is_url(location):
+        if not location:
+            continue
+        if _is_url(location):
+            # This repository's own release URLs resolve to the checkout offline.
+            local = local_copy(location) if artifacts == "local" else None
+            if local is not None:
+                _set_import(imports, index, str(local))
             continue
         target = (tpl.path.parent / location).resolve()
         if artifacts == "local":
@@ -373,8 +388,11 @@ def imported_documents(tpl: Template) -> list[tuple[str, dict | None, str | None
             found.append((str(entry), None, "an import needs a file"))
             continue
         if _is_url(location) and not location.startswith("file://"):
-            found.append((location, None, None))  # remote: tosca-parser resolves it (or reports it)
-            continue
+            local = local_copy(location)
+            if local is None:
+                found.append((location, None, None))  # remote: tosca-parser resolves it (or reports it)
+                continue
+            location = str(local)
         target = Path(urlparse(location).path) if location.startswith("file://") else tpl.path.parent / location
         if not target.is_file():
             found.append((location, None, f"imported file not found: {location} (looked at {target}) "
@@ -527,6 +545,51 @@ def scalable_problems(tpl: Template, values: dict[str, InputValue]) -> list[Prob
             problems.append(tpl.problem(f"node '{name}': count {count} is below min_instances {low}",
                                         "topology_template", "node_templates", name, field=name))
     return problems
+
+
+def property_constraint_problems(tpl: Template, values: dict[str, InputValue]) -> list[Problem]:
+    """Constraints of node properties set from inputs, checked on the resolved values.
+
+    tosca-parser does not apply a property's constraints when its value is a get_input,
+    so an image tagged `latest` or a bad port would reach IM unnoticed."""
+    problems = []
+    types = defined_types(tpl)
+    for node_name, node in tpl.node_templates.items():
+        chain = _type_chain((node or {}).get("type", ""), types)
+        definitions: dict[str, dict] = {}
+        for type_def in reversed(chain):
+            definitions.update(type_def.get("properties") or {})
+        for prop, value in ((node or {}).get("properties") or {}).items():
+            if not (isinstance(value, dict) and isinstance(value.get("get_input"), str)):
+                continue
+            name = value["get_input"]
+            definition = definitions.get(prop) or {}
+            if name in values:
+                given = values[name]
+                resolved, file, line = given.value, given.file or "", given.line
+            elif name in tpl.inputs and "default" in (tpl.inputs[name] or {}):
+                resolved, file, line = tpl.inputs[name]["default"], tpl.display, tpl.input_line(name)
+            else:
+                continue
+            error = constraint_error(prop, definition.get("type", "string"), definition.get("constraints") or [],
+                                     resolved)
+            if error:
+                if "does not match pattern" in error and definition.get("description"):
+                    # A regular expression tells users little; the property's description says what it wants.
+                    error = re.sub(r'does not match pattern ".*"\.?$',
+                                   f"is not valid: expected {definition['description'].strip().rstrip('.')}.",
+                                   error)
+                problems.append(Problem(file, f"input '{name}' (property '{prop}' of node '{node_name}'): "
+                                        f"{error}", line, name))
+    return problems
+
+
+def input_problems(tpl: Template, values: dict[str, InputValue], require_all: bool = True) -> list[Problem]:
+    """Everything wrong with a set of input values, once per input."""
+    problems = validate_inputs(tpl, values, require_all)
+    reported = {p.field for p in problems}
+    problems += [p for p in property_constraint_problems(tpl, values) if p.field not in reported]
+    return problems + scalable_problems(tpl, values)
 
 
 @dataclass

@@ -93,14 +93,16 @@ def load_text(text: str, filename: str | Path) -> tuple[Any, LineIndex]:
 
 
 def load_file(path: str | Path) -> tuple[Any, LineIndex]:
+    from .paths import relative
+
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise PrimageError("file not found", file=path) from None
+        raise PrimageError("file not found", file=relative(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise PrimageError(f"cannot read the file: {exc}", file=path) from None
-    return load_text(text, path)
+        raise PrimageError(f"cannot read the file: {exc}", file=relative(path)) from None
+    return load_text(text, relative(path))
 
 
 def dump(data: Any) -> str:

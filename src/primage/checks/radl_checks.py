@@ -54,7 +54,8 @@ def ec3_compose_template(piece: Piece, context: Context) -> Result:
     filled = _merge(radl.throwaway_secrets(missing),
                     {system: {feature: "primage-check-placeholder"} for system, feature, _ in missing
                      if not radl.SECRET_FEATURE.search(feature)})
-    composition = radl.compose(names, _merge(CHECK_IMAGE, filled), piece.display_path)
+    composition = radl.compose(names, _merge(CHECK_IMAGE, filled), piece.display_path,
+                               extra_templates=[piece.path] if extra else None)
     context["composition"] = composition
     return from_problems("ec3-compose", composition.problems)
 
@@ -97,14 +98,15 @@ def composition_features(piece: Piece, context: Context) -> Result:
             problems.append(Problem(piece.display_path, f"{owner}.radl reads /system/{system}/{feature}, which no "
                                     "template of the composition defines; set it under 'features'",
                                     lines.line_of("features"), feature))
-    context["names"] = [str(n) for n in data["templates"]]
-    context["features"] = _merge(features, secrets)
+    if not problems:
+        context["names"] = [str(n) for n in data["templates"]]
+        context["features"] = _merge(features, secrets)
     return from_problems("features", problems)
 
 
 def ec3_compose_case(piece: Piece, context: Context) -> Result:
     if "names" not in context:
-        return not_run("ec3-compose", "the composition file is invalid")
+        return not_run("ec3-compose", "the composition is incomplete (see features)")
     composition = radl.compose(context["names"], context["features"], piece.display_path)
     context["composition"] = composition
     return from_problems("ec3-compose", composition.problems) if composition.problems else passed("ec3-compose")

@@ -32,7 +32,7 @@ def yamllint(piece: Piece, context: Context) -> Result:
 
 
 def inputs(piece: Piece, context: Context) -> Result:
-    tpl = _template_of(piece)
+    tpl = _template_of(piece)  # a PrimageError here fails this check; later ones then do not run
     context["template"] = tpl
     input_files = list(context.get("input_files") or [])
     if piece.kind == "tosca-case":
@@ -45,13 +45,15 @@ def inputs(piece: Piece, context: Context) -> Result:
             values[name] = tosca.InputValue(THROWAWAY_PREFIX + secrets.token_hex(8), "generated", None, None)
     # A bare template is checked as written: its required inputs get values from its cases.
     require_all = piece.kind == "tosca-case" or bool(input_files or context.get("set_options"))
-    problems = tosca.validate_inputs(tpl, values, require_all) + tosca.scalable_problems(tpl, values)
+    problems = tosca.input_problems(tpl, values, require_all)
     context["values"] = values
     context["inputs_ok"] = not problems
     return from_problems("inputs", problems)
 
 
 def semantics(piece: Piece, context: Context) -> Result:
+    if "template" not in context:
+        return not_run("semantics", "the template cannot be read (see inputs)")
     tpl = context["template"]
     problems = tosca.semantic_problems(tpl)
     context["semantics_ok"] = not problems
@@ -91,10 +93,18 @@ def _locate(tpl: tosca.Template, message: str) -> Problem:
     for name in tpl.node_templates:
         if f'"{name}"' in message or f"'{name}'" in message:
             return Problem(tpl.display, message, tpl.node_line(name), name)
+    # Last resort: the first quoted word of the message that appears in the template.
+    lines = tpl.path.read_text(encoding="utf-8").splitlines()
+    for word in re.findall(r'"([^"\s]+)"', message):
+        for number, text in enumerate(lines, start=1):
+            if re.search(rf"(?<![\w.-]){re.escape(word)}(?![\w.-])", text) and not text.lstrip().startswith("#"):
+                return Problem(tpl.display, message, number)
     return Problem(tpl.display, message)
 
 
 def tosca_parser(piece: Piece, context: Context) -> Result:
+    if "template" not in context:
+        return not_run("tosca-parser", "the template cannot be read (see inputs)")
     if not context.get("inputs_ok"):
         return not_run("tosca-parser", "the input values are invalid (see inputs)")
     from toscaparser.common.exception import ExceptionCollector
@@ -109,13 +119,14 @@ def tosca_parser(piece: Piece, context: Context) -> Result:
             ToscaTemplate(yaml_dict_tpl=copy.deepcopy(rendered), a_file=False)
         except Exception:
             reports = ExceptionCollector.getExceptionsReport(full=False) or []
-            messages = [report.split(": ", 1)[-1].strip() for report in reports]
+            messages = [report.split(": ", 1)[-1].strip().strip("'") for report in reports]
             if not messages:
                 raise
             return failed("tosca-parser", [_locate(tpl, m) for m in messages])
         finally:
             ExceptionCollector.stop()
             ExceptionCollector.clear()
+    context["parsed_ok"] = True
     return passed("tosca-parser")
 
 
@@ -131,7 +142,7 @@ def _in_folder(folder: Path):
 
 
 def im_translate(piece: Piece, context: Context) -> Result:
-    if "rendered" not in context:
+    if not context.get("parsed_ok"):
         return not_run("im-translate", "tosca-parser did not accept the template")
     if not context.get("semantics_ok"):
         return not_run("im-translate", "the semantic checks failed; IM would only answer cryptically")
@@ -151,7 +162,7 @@ def im_translate(piece: Piece, context: Context) -> Result:
         try:
             _, radl = Tosca(text).to_radl()
         except Exception as exc:  # IM raises bare Exception with its message
-            message = str(exc).replace("Error parsing TOSCA template: ", "")
+            message = str(exc).replace("Error parsing TOSCA template: ", "").strip().splitlines()[0]
             return failed("im-translate", [Problem(tpl.display, f"IM cannot translate the template: {message}")])
     context["radl"] = str(radl)
     return passed("im-translate")
