@@ -12,10 +12,10 @@ import os
 import sys
 
 from . import __version__
-from .commands import check, docs, env, images, listing, render, test
+from .commands import check, docs, env, images, lint, listing, render, test
 from .errors import PrimageError, UsageError
 
-COMMANDS = [listing, render, check, test, docs, images, env]
+COMMANDS = [listing, render, check, lint, test, docs, images, env]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,35 +1,34 @@
-"""`primage docs [--check]`: regenerate (or check) the generated parts of the documentation."""
+"""`primage docs [--check]`: regenerate (or check) the documentation generated from the pieces:
+the template reference in README.md and the options section of every role README."""
 
 from __future__ import annotations
 
 import sys
 
-from .. import roles
+from .. import docs, paths
 
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
-        "docs", help="regenerate the README sections generated from specs and templates",
-        description="Rewrite each role README's options section from meta/argument_specs.yml. "
-                    "With --check, change nothing and exit 1 if anything is out of date.")
+        "docs", help="regenerate the README sections generated from templates and role specs",
+        description="Rewrite the template reference of README.md (inputs and outputs of every TOSCA "
+                    "template, every RADL template) and each role README's options section (from "
+                    "meta/argument_specs.yml). With --check, change nothing and exit 1 if one is out of date.")
     parser.add_argument("--check", action="store_true", help="only report what is out of date")
     return parser
 
 
 def run(args) -> int:
-    stale = []
-    for role in roles.discover():
-        fresh = roles.readme_with_options(role)
-        if fresh is None:
-            print(f"{role.readme}: no BEGIN/END OPTIONS markers", file=sys.stderr)
-            stale.append(role.name)
-            continue
-        if fresh != role.readme.read_text(encoding="utf-8"):
-            stale.append(role.name)
-            if not args.check:
-                role.readme.write_text(fresh, encoding="utf-8")
-                print(f"updated {role.readme}")
+    stale = docs.stale_documents()
+    for path, text in stale.items():
+        if not text:
+            print(f"{paths.relative(path)}: no generated section markers (copy them from a neighbour)",
+                  file=sys.stderr)
+        elif args.check:
+            print(f"{paths.relative(path)}: out of date (run `primage docs`)", file=sys.stderr)
+        else:
+            path.write_text(text, encoding="utf-8")
+            print(f"updated {paths.relative(path)}")
     if args.check and stale:
-        print("out of date: " + ", ".join(stale) + " (run `primage docs`)", file=sys.stderr)
         return 1
-    return 0
+    return 1 if any(not text for text in stale.values()) else 0

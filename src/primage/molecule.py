@@ -1,0 +1,177 @@
+"""The Molecule matrix: every role's scenario on every platform, stage by stage.
+
+Each (role, platform) runs `molecule create, prepare, converge, idempotence, verify,
+destroy` one stage at a time, so the result is a table of role by platform by stage.
+The platform image comes from MOLECULE_IMAGE (the scenarios read it); each run gets its
+own ephemeral directory, so runs of different roles and platforms can go in parallel.
+A platform whose image is not present is reported as not run, with the reason.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import ansible_env, engine, paths, roles
+
+STAGES = ("create", "prepare", "converge", "idempotence", "verify", "destroy")
+OK, FAILED, SKIPPED, NOT_RUN = "ok", "FAIL", "skip", "not run"
+_print_lock = threading.Lock()
+
+
+def say(message: str) -> None:
+    with _print_lock:
+        print(message, file=sys.stderr, flush=True)
+
+
+@dataclass
+class StageResult:
+    stage: str
+    status: str
+    seconds: float = 0.0
+    log: Path | None = None
+
+
+@dataclass
+class Run:
+    role: str
+    platform: str  # image tag, e.g. debian:trixie
+    scenario: Path
+    stages: list[StageResult] = field(default_factory=list)
+    reason: str = ""
+
+    @property
+    def slug(self) -> str:
+        return self.platform.replace(":", "-").replace(".", "")
+
+    @property
+    def failed(self) -> bool:
+        return any(s.status == FAILED for s in self.stages)
+
+    @property
+    def seconds(self) -> float:
+        return sum(s.seconds for s in self.stages)
+
+    def as_dict(self) -> dict:
+        return {"role": self.role, "platform": self.platform, "reason": self.reason, "failed": self.failed,
+                "seconds": round(self.seconds, 1),
+                "stages": {s.stage: {"status": s.status, "seconds": round(s.seconds, 1)} for s in self.stages}}
+
+
+def default_platforms() -> list[str]:
+    return [image.tag for image in engine.base_images()]
+
+
+def kube_tools_dir() -> Path:
+    """Where scripts/build-kube-tools.sh puts the real kubeadm of the pinned Kubernetes version."""
+    defaults = roles.find("kubernetes").defaults() if (paths.ansible_dir() / "roles/kubernetes").exists() else {}
+    version = str(defaults.get("kubernetes_version", ""))
+    return paths.cache_dir() / "kube-tools" / f"v{version}" / "bin"
+
+
+def environment(run: Run) -> dict[str, str]:
+    env = ansible_env.environment()
+    env["MOLECULE_IMAGE"] = run.platform
+    env["MOLECULE_PLATFORM"] = run.slug
+    env["MOLECULE_EPHEMERAL_DIRECTORY"] = str(paths.cache_dir() / "molecule" / f"{run.role}-{run.slug}")
+    env["ANSIBLE_LOCAL_TEMP"] = str(paths.cache_dir() / "molecule" / f"{run.role}-{run.slug}" / "ansible-tmp")
+    kubeadm = kube_tools_dir() / "kubeadm"
+    if kubeadm.is_file():
+        env.setdefault("PRIMAGE_KUBEADM", str(kubeadm))
+    return env
+
+
+def _stage_skipped(output: str) -> bool:
+    return "Skipping" in output and ("not configured" in output or "Missing playbook" in output)
+
+
+def run_one(run: Run, logs: Path, keep: bool = False) -> Run:
+    env = environment(run)
+    prefix = f"[{run.role} {run.platform}]"
+    broken = False
+    for stage in STAGES:
+        if stage == "destroy" and keep:
+            run.stages.append(StageResult(stage, SKIPPED))
+            continue
+        if broken and stage != "destroy":
+            run.stages.append(StageResult(stage, NOT_RUN))
+            continue
+        log = logs / f"{run.role}-{run.slug}-{stage}.log"
+        say(f"{prefix} {stage} ...")
+        start = time.monotonic()
+        with open(log, "w") as out:
+            completed = subprocess.run([str(Path(sys.executable).parent / "molecule"), stage, "-s",
+                                        run.scenario.name], cwd=run.scenario.parent.parent, env=env,
+                                       stdout=out, stderr=subprocess.STDOUT, check=False)
+        seconds = time.monotonic() - start
+        output = log.read_text(errors="replace")
+        if completed.returncode != 0:
+            status = FAILED
+            broken = True
+            tail = "\n".join(f"    {line}" for line in output.strip().splitlines()[-15:])
+            say(f"{prefix} {stage} FAILED after {seconds:.0f} s; log {paths.relative(log)}:\n{tail}")
+        else:
+            status = SKIPPED if _stage_skipped(output) else OK
+            say(f"{prefix} {stage} {status} ({seconds:.0f} s)")
+        run.stages.append(StageResult(stage, status, seconds, log))
+    return run
+
+
+def plan(role_names: list[str], platforms: list[str]) -> list[Run]:
+    selected = [roles.find(name) for name in role_names] if role_names else roles.discover()
+    runs = []
+    for role in selected:
+        scenarios = role.scenarios()
+        if not scenarios:
+            runs.append(Run(role.name, "-", role.path, reason="the role has no Molecule scenario"))
+            continue
+        for platform in platforms:
+            runs.extend(Run(role.name, platform, scenario) for scenario in scenarios)
+    return runs
+
+
+def run_matrix(role_names: list[str], platforms: list[str] | None = None, jobs: int = 2,
+               keep: bool = False) -> list[Run]:
+    engine.ensure_docker()
+    platforms = platforms or default_platforms()
+    runs = plan(role_names, platforms)
+    logs = paths.cache_dir() / "molecule-logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    runnable = []
+    for run in runs:
+        if run.reason:
+            continue
+        if not engine.image_present(run.platform):
+            run.reason = (f"image {run.platform} is not present here (build it with `primage images base "
+                          f"{run.platform}` where its archive and keyring are available, or pull it)")
+            continue
+        runnable.append(run)
+    say(f"Molecule matrix: {len(runnable)} runs of {len(STAGES)} stages, {jobs} at a time; "
+        f"logs in {paths.relative(logs)}")
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        list(pool.map(lambda r: run_one(r, logs, keep), runnable))
+    return runs
+
+
+def table_rows(runs: list[Run]) -> list[list[str]]:
+    rows = []
+    for run in runs:
+        by_stage = {s.stage: s for s in run.stages}
+        cells = []
+        for stage in STAGES:
+            result = by_stage.get(stage)
+            if result is None:
+                cells.append(NOT_RUN if run.reason else "")
+            elif result.status in (OK, FAILED):
+                cells.append(f"{result.status} {result.seconds:.0f}s")
+            else:
+                cells.append(result.status)
+        total = f"{run.seconds:.0f}s" if run.stages else "-"
+        rows.append([run.role, run.platform, *cells, total])
+    return rows
+

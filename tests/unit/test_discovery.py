@@ -1,0 +1,56 @@
+"""A new piece is picked up the moment its file exists: no list to update."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from conftest import ROOT
+from primage import paths
+
+
+@pytest.fixture
+def checkout(tmp_path, monkeypatch):
+    """A copy of the repository's pieces that a test may add files to."""
+    copy = tmp_path / "repo"
+    for name in ("tosca", "radl", "ansible", "containers"):
+        shutil.copytree(ROOT / name, copy / name, ignore=shutil.ignore_patterns("molecule", ".cache"))
+    for name in ("pyproject.toml", ".yamllint", "README.md"):
+        shutil.copy(ROOT / name, copy / name)
+    monkeypatch.setenv("PRIMAGE_ROOT", str(copy))
+    monkeypatch.setenv("PRIMAGE_CACHE", str(tmp_path / "cache"))
+    paths.root.cache_clear()
+    yield copy
+    paths.root.cache_clear()
+
+
+def test_a_new_template_and_case_show_up_in_list_and_check(primage, checkout):
+    new = checkout / "tosca" / "gpu_cluster.yaml"
+    new.write_text((checkout / "tosca" / "kubernetes_cluster.yaml").read_text())
+    (checkout / "tosca" / "ci" / "gpu_cluster-small.yaml").write_text("---\nos_image: ost://site/img\n")
+    listing = primage("list", "--json").json()
+    found = {(p["name"], p["kind"]) for p in listing}
+    assert {("gpu_cluster", "tosca-template"), ("gpu_cluster-small", "tosca-case")} <= found
+    run = primage("check", "gpu_cluster-small", "--json")
+    assert run.code == 0, run.out
+    assert [p["name"] for p in run.json()["pieces"]] == ["gpu_cluster-small"]
+
+
+def test_a_case_that_names_no_template_is_refused(primage, checkout):
+    (checkout / "tosca" / "ci" / "nothing-small.yaml").write_text("---\n{}\n")
+    run = primage("list")
+    assert run.code == 1
+    assert "tosca/ci/nothing-small.yaml: input case belongs to no template: name it <template>-<case>.yaml" in run.err
+
+
+def test_every_kind_of_piece_is_listed(primage):
+    kinds = {p["kind"] for p in primage("list", "--json").json()}
+    assert {"tosca-template", "tosca-case", "tosca-types", "radl-template", "radl-composition", "role",
+            "playbook", "base-image"} <= kinds
+
+
+def test_unknown_selector_lists_what_exists(primage):
+    run = primage("check", "no-such-piece")
+    assert run.code == 2
+    assert "'no-such-piece' is no piece, kind or file; pieces:" in run.err
