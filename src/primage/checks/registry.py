@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from . import Check, NOT_RUN, Result
-from . import radl_checks, tosca_checks
+from . import ansible_checks, image_checks, radl_checks, tosca_checks
 
 
 def _unknown(piece, context) -> Result:
@@ -16,6 +16,11 @@ CHECKS_BY_KIND: dict[str, list[tuple[str, Check]]] = {
     "tosca-types": tosca_checks.TYPES_CHECKS,
     "radl-template": radl_checks.TEMPLATE_CHECKS,
     "radl-composition": radl_checks.COMPOSITION_CHECKS,
+    "role": ansible_checks.ROLE_CHECKS,
+    "playbook": ansible_checks.PLAYBOOK_CHECKS,
+    "image": image_checks.IMAGE_CHECKS,
+    "manifest": image_checks.MANIFEST_CHECKS,
+    "base-image": image_checks.BASE_IMAGE_CHECKS,
 }
 
 
