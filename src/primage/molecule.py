@@ -1,7 +1,8 @@
 """The Molecule matrix: every role's scenario on every platform, stage by stage.
 
-Each (role, platform) runs `molecule create, prepare, converge, idempotence, verify,
-destroy` one stage at a time, so the result is a table of role by platform by stage.
+Each (role, platform) runs `molecule create, prepare, converge, idempotence, side-effect,
+verify, destroy` one stage at a time, so the result is a table of role by platform by stage
+(a scenario without prepare.yml or side_effect.yml shows `skip` there).
 The platform image comes from MOLECULE_IMAGE (the scenarios read it); each run gets its
 own ephemeral directory, so runs of different roles and platforms can go in parallel.
 A platform whose image is not present is reported as not run, with the reason.
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from . import ansible_env, engine, paths, roles
 
-STAGES = ("create", "prepare", "converge", "idempotence", "verify", "destroy")
+STAGES = ("create", "prepare", "converge", "idempotence", "side_effect", "verify", "destroy")
 OK, FAILED, SKIPPED, NOT_RUN = "ok", "FAIL", "skip", "not run"
 _print_lock = threading.Lock()
 
@@ -105,7 +106,7 @@ def run_one(run: Run, logs: Path, keep: bool = False) -> Run:
         say(f"{prefix} {stage} ...")
         start = time.monotonic()
         with open(log, "w") as out:
-            completed = subprocess.run([str(Path(sys.executable).parent / "molecule"), stage, "-s",
+            completed = subprocess.run([str(Path(sys.executable).parent / "molecule"), stage.replace("_", "-"), "-s",
                                         run.scenario.name], cwd=run.scenario.parent.parent, env=env,
                                        stdout=out, stderr=subprocess.STDOUT, check=False)
         seconds = time.monotonic() - start

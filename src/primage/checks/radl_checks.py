@@ -9,7 +9,7 @@ from . import Context, Result, from_problems, not_run, passed
 from .yaml_lint import check_files
 
 DEFAULT_MAIN = "kubernetes"
-DEFAULT_IMAGES = "debian12"
+DEFAULT_IMAGES = "debian13"
 CHECK_IMAGE = {"front": {"disk.0.image.url": "ost://cloud.example.org/primage-check-image"},
                "wn": {"disk.0.image.url": "ost://cloud.example.org/primage-check-image"}}
 
