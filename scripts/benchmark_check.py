@@ -26,8 +26,7 @@ BUDGET_SECONDS = 20.0
 
 def one_run(primage: Path) -> tuple[float, dict]:
     start = time.monotonic()
-    completed = subprocess.run([str(primage), "check", *KINDS, "--json"], capture_output=True, text=True,
-                               check=False)
+    completed = subprocess.run([str(primage), "check", *KINDS, "--json"], capture_output=True, text=True, check=False)
     wall = time.monotonic() - start
     if completed.returncode not in (0, 1):
         sys.exit(f"primage check failed to run:\n{completed.stderr}")
@@ -37,8 +36,12 @@ def one_run(primage: Path) -> tuple[float, dict]:
 def owner(piece: dict) -> str:
     if piece["kind"] == "tosca-case":
         return "tosca/" + piece["name"].rsplit("-", 1)[0]
-    prefix = {"tosca-template": "tosca/", "tosca-types": "tosca/types/", "radl-template": "radl/",
-              "radl-composition": "radl/ci/"}[piece["kind"]]
+    prefix = {
+        "tosca-template": "tosca/",
+        "tosca-types": "tosca/types/",
+        "radl-template": "radl/",
+        "radl-composition": "radl/ci/",
+    }[piece["kind"]]
     return prefix + piece["name"]
 
 
@@ -62,9 +65,11 @@ def main() -> int:
             per_owner[name].append(seconds)
         print(f"run {index + 1}: {wall:6.2f} s wall, {len(report['pieces'])} pieces")
     median = statistics.median(walls)
-    print(f"\nprimage check over {len(report['pieces'])} pieces: median {median:.2f} s wall "
-          f"(min {min(walls):.2f}, max {max(walls):.2f}; budget {BUDGET_SECONDS:.0f} s: "
-          f"{'within' if median <= BUDGET_SECONDS else 'OVER'})")
+    print(
+        f"\nprimage check over {len(report['pieces'])} pieces: median {median:.2f} s wall "
+        f"(min {min(walls):.2f}, max {max(walls):.2f}; budget {BUDGET_SECONDS:.0f} s: "
+        f"{'within' if median <= BUDGET_SECONDS else 'OVER'})"
+    )
     print("\nmedian check time per template (its input cases included):")
     for name, seconds in sorted(per_owner.items(), key=lambda item: -statistics.median(item[1])):
         print(f"  {name:34} {statistics.median(seconds):6.2f} s")

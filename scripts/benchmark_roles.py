@@ -27,8 +27,12 @@ def main() -> int:
     args = parser.parse_args()
     primage = Path(sys.executable).parent / "primage"
     start = time.monotonic()
-    completed = subprocess.run([str(primage), "test", "roles", "--jobs", str(args.jobs), "--json", *args.roles],
-                               stdout=subprocess.PIPE, text=True, check=False)
+    completed = subprocess.run(
+        [str(primage), "test", "roles", "--jobs", str(args.jobs), "--json", *args.roles],
+        stdout=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
     wall = time.monotonic() - start
     runs = json.loads(completed.stdout or "[]")
     print(f"{'role':16} {'platform':16} " + " ".join(f"{s:>11}" for s in STAGES) + f" {'total':>7}")
@@ -36,13 +40,21 @@ def main() -> int:
         cells = []
         for stage in STAGES:
             result = run["stages"].get(stage)
-            cells.append(f"{result['status']} {result['seconds']:.0f}s" if result and result["status"] in
-                         ("ok", "FAIL") else (result["status"] if result else "not run"))
-        print(f"{run['role']:16} {run['platform']:16} " + " ".join(f"{c:>11}" for c in cells)
-              + f" {run['seconds']:>6.0f}s")
-    print(f"\nMolecule matrix: {wall / 60:.1f} min wall with {args.jobs} jobs "
-          f"(budget {BUDGET_SECONDS // 60} min: {'within' if wall <= BUDGET_SECONDS else 'OVER'}); "
-          f"exit {completed.returncode}")
+            cells.append(
+                f"{result['status']} {result['seconds']:.0f}s"
+                if result and result["status"] in ("ok", "FAIL")
+                else (result["status"] if result else "not run")
+            )
+        print(
+            f"{run['role']:16} {run['platform']:16} "
+            + " ".join(f"{c:>11}" for c in cells)
+            + f" {run['seconds']:>6.0f}s"
+        )
+    print(
+        f"\nMolecule matrix: {wall / 60:.1f} min wall with {args.jobs} jobs "
+        f"(budget {BUDGET_SECONDS // 60} min: {'within' if wall <= BUDGET_SECONDS else 'OVER'}); "
+        f"exit {completed.returncode}"
+    )
     return completed.returncode
 
 

@@ -22,8 +22,9 @@ def collection_name() -> tuple[str, str]:
     try:
         return galaxy["namespace"], galaxy["name"]
     except (TypeError, KeyError):
-        raise PrimageError("galaxy.yml needs 'namespace' and 'name'",
-                           file=paths.relative(paths.ansible_dir() / "galaxy.yml")) from None
+        raise PrimageError(
+            "galaxy.yml needs 'namespace' and 'name'", file=paths.relative(paths.ansible_dir() / "galaxy.yml")
+        ) from None
 
 
 def collections_path() -> Path:

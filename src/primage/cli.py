@@ -49,8 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # never a traceback for users; PRIMAGE_DEBUG=1 shows it
         if os.environ.get("PRIMAGE_DEBUG"):
             raise
-        print(f"primage: internal error: {type(exc).__name__}: {exc} (PRIMAGE_DEBUG=1 shows the traceback)",
-              file=sys.stderr)
+        print(
+            f"primage: internal error: {type(exc).__name__}: {exc} (PRIMAGE_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
         return 70
     except KeyboardInterrupt:
         print("primage: interrupted", file=sys.stderr)

@@ -49,16 +49,24 @@ def _constraints(definition: dict) -> str:
 
 
 def template_section(tpl: tosca.Template) -> str:
-    lines = [f"#### `tosca/{tpl.path.name}`", "", _cell(tpl.data.get("description", "")), "",
-             "| Input | Type | Default | Constraints | Description |", "| --- | --- | --- | --- | --- |"]
+    lines = [
+        f"#### `tosca/{tpl.path.name}`",
+        "",
+        _cell(tpl.data.get("description", "")),
+        "",
+        "| Input | Type | Default | Constraints | Description |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for name, definition in tpl.inputs.items():
         definition = definition or {}
         if "default" in definition:
             default = _literal(definition["default"])
         else:
             default = "**required**" + (" (secret)" if tosca.is_secret(name) else "")
-        lines.append(f"| `{name}` | {definition.get('type', 'string')} | {default} | "
-                     f"{_cell(_constraints(definition))} | {_cell(definition.get('description', ''))} |")
+        lines.append(
+            f"| `{name}` | {definition.get('type', 'string')} | {default} | "
+            f"{_cell(_constraints(definition))} | {_cell(definition.get('description', ''))} |"
+        )
     lines += ["", "| Output | Description |", "| --- | --- |"]
     for name, definition in tpl.outputs.items():
         lines.append(f"| `{name}` | {_cell((definition or {}).get('description', ''))} |")
@@ -73,8 +81,10 @@ def _short(tpl: radl.RadlTemplate) -> str:
 
 
 def radl_section() -> str:
-    lines = ["| RADL template | Kind | What it does | Features it reads (set them in a private template) |",
-             "| --- | --- | --- | --- |"]
+    lines = [
+        "| RADL template | Kind | What it does | Features it reads (set them in a private template) |",
+        "| --- | --- | --- | --- |",
+    ]
     for folder in radl.template_dirs():
         for path in sorted(folder.glob("*.radl")):
             tpl = radl.load(path)

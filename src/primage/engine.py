@@ -33,11 +33,13 @@ def progress(message: str) -> None:
 
 # --------------------------------------------------------------------------- daemon
 
+
 def docker_answers() -> bool:
     if not shutil.which("docker"):
         return False
-    result = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        ["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, check=False
+    )
     return result.returncode == 0
 
 
@@ -47,13 +49,16 @@ def ensure_docker(timeout: float = 60.0) -> None:
         return
     dockerd = shutil.which("dockerd")
     if not dockerd:
-        raise PrimageError("no Docker engine answers and dockerd is not installed; "
-                           "install Debian's docker.io package (scripts/setup.sh does)")
+        raise PrimageError(
+            "no Docker engine answers and dockerd is not installed; "
+            "install Debian's docker.io package (scripts/setup.sh does)"
+        )
     log = paths.cache_dir() / "dockerd.log"
     progress(f"starting dockerd (log: {paths.relative(log)})")
     with open(log, "ab") as out:
-        subprocess.Popen([dockerd], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                         start_new_session=True)
+        subprocess.Popen(
+            [dockerd], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if docker_answers():
@@ -64,8 +69,12 @@ def ensure_docker(timeout: float = 60.0) -> None:
 
 def image_labels(tag: str) -> dict[str, str] | None:
     """Labels of a local image, or None when the image is not present."""
-    result = subprocess.run(["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", tag],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", tag],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if result.returncode != 0:
         return None
     return json.loads(result.stdout or "null") or {}
@@ -76,6 +85,7 @@ def image_present(tag: str) -> bool:
 
 
 # --------------------------------------------------------------------------- CA bundle
+
 
 def _pems(text: str) -> list[str]:
     return [match.group(0) for match in _PEM.finditer(text)]
@@ -98,8 +108,7 @@ def extra_ca_certificates() -> list[str]:
     if setting:
         bundle = Path(setting)
         if not bundle.is_file():
-            raise PrimageError("PRIMAGE_EXTRA_CA_BUNDLE names no readable file (expected a PEM bundle)",
-                               file=bundle)
+            raise PrimageError("PRIMAGE_EXTRA_CA_BUNDLE names no readable file (expected a PEM bundle)", file=bundle)
         pems = _pems(bundle.read_text(encoding="utf-8", errors="replace"))
         if not pems:
             raise PrimageError("no PEM certificate in the extra CA bundle", file=bundle)
@@ -117,6 +126,7 @@ def extra_ca_certificates() -> list[str]:
 
 # --------------------------------------------------------------------------- base images
 
+
 @dataclass
 class BaseImage:
     tag: str
@@ -128,8 +138,16 @@ class BaseImage:
     packages: list[str] = field(default_factory=list)
 
     def recipe_hash(self, extra_cas: list[str]) -> str:
-        recipe = json.dumps([self.tag, self.suite, self.mirror, self.components, sorted(self.packages),
-                             sorted(_normalised(pem) for pem in extra_cas)])
+        recipe = json.dumps(
+            [
+                self.tag,
+                self.suite,
+                self.mirror,
+                self.components,
+                sorted(self.packages),
+                sorted(_normalised(pem) for pem in extra_cas),
+            ]
+        )
         return hashlib.sha256(recipe.encode()).hexdigest()[:16]
 
     def buildable(self) -> str | None:
@@ -153,8 +171,11 @@ def base_images() -> list[BaseImage]:
     for index, entry in enumerate(data.get("images") or []):
         missing = [key for key in ("tag", "suite", "mirror", "keyring") if key not in entry]
         if missing:
-            raise PrimageError(f"base image entry lacks {', '.join(missing)}",
-                               file=paths.relative(spec_file), line=lines.line_of("images", index))
+            raise PrimageError(
+                f"base image entry lacks {', '.join(missing)}",
+                file=paths.relative(spec_file),
+                line=lines.line_of("images", index),
+            )
         images.append(BaseImage(packages=list(packages), **entry))
     return images
 
@@ -164,8 +185,7 @@ def find_base_image(tag: str) -> BaseImage:
         if image.tag == tag:
             return image
     known = ", ".join(image.tag for image in base_images())
-    raise PrimageError(f"no base image '{tag}' is declared (known: {known})",
-                       file=paths.relative(base_images_file()))
+    raise PrimageError(f"no base image '{tag}' is declared (known: {known})", file=paths.relative(base_images_file()))
 
 
 def _run(command: list[str], log: Path, what: str) -> None:
@@ -194,11 +214,23 @@ def build_base_image(image: BaseImage, force: bool = False) -> str:
     log.write_text("")
     rootfs = Path(tempfile.mkdtemp(prefix=f"{image.suite}-", dir=work))
     try:
-        progress(f"{image.tag}: debootstrap {image.suite} from {image.mirror} (about 2 min; log: "
-                 f"{paths.relative(log)})")
-        _run(["debootstrap", "--variant=minbase", f"--keyring={image.keyring}",
-              f"--components={','.join(image.components)}", f"--include={','.join(image.packages)}",
-              image.suite, str(rootfs), image.mirror], log, f"debootstrap of {image.tag}")
+        progress(
+            f"{image.tag}: debootstrap {image.suite} from {image.mirror} (about 2 min; log: {paths.relative(log)})"
+        )
+        _run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--keyring={image.keyring}",
+                f"--components={','.join(image.components)}",
+                f"--include={','.join(image.packages)}",
+                image.suite,
+                str(rootfs),
+                image.mirror,
+            ],
+            log,
+            f"debootstrap of {image.tag}",
+        )
         _add_extra_cas(rootfs, extra_cas, log)
         _trim(rootfs)
         progress(f"{image.tag}: importing into Docker")
@@ -235,16 +267,32 @@ def _trim(rootfs: Path) -> None:
 
 def _import(rootfs: Path, tag: str, recipe: str, log: Path) -> None:
     with open(log, "ab") as out:
-        tar = subprocess.Popen(["tar", "-C", str(rootfs), "--numeric-owner", "-c", "."],
-                               stdout=subprocess.PIPE, stderr=out)
-        imported = subprocess.run(["docker", "import", "--change", f"LABEL {RECIPE_LABEL}={recipe}",
-                                   "--change", 'CMD ["/bin/bash"]', "-", tag],
-                                  stdin=tar.stdout, stdout=out, stderr=subprocess.STDOUT, check=False)
+        tar = subprocess.Popen(
+            ["tar", "-C", str(rootfs), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE, stderr=out
+        )
+        imported = subprocess.run(
+            [
+                "docker",
+                "import",
+                "--change",
+                f"LABEL {RECIPE_LABEL}={recipe}",
+                "--change",
+                'CMD ["/bin/bash"]',
+                "-",
+                tag,
+            ],
+            stdin=tar.stdout,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
         tar.stdout.close()
         tar_status = tar.wait()
     if tar_status != 0 or imported.returncode != 0:
-        raise PrimageError(f"docker import of {tag} failed (tar exit {tar_status}, "
-                           f"import exit {imported.returncode})", file=log)
+        raise PrimageError(
+            f"docker import of {tag} failed (tar exit {tar_status}, import exit {imported.returncode})",
+            file=log,
+        )
 
 
 def ensure_base_images(tags: list[str] | None = None, force: bool = False) -> dict[str, str]:

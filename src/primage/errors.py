@@ -33,8 +33,14 @@ class Problem:
 class PrimageError(Exception):
     """A failure the command line reports in one line and exits non-zero for."""
 
-    def __init__(self, message: str, *, file: str | Path | None = None, line: int | None = None,
-                 field: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | Path | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ):
         self.problem = Problem(str(file) if file is not None else "", message, line, field)
         super().__init__(str(self))
 

@@ -24,8 +24,9 @@ from . import paths
 from .errors import PrimageError
 
 # The two auth lines IM's REST API needs for local use: IM's own user and the Dummy cloud.
-DUMMY_AUTH = ("id = im; type = InfrastructureManager; username = primage; password = {password}\n"
-              "id = dummy; type = Dummy\n")
+DUMMY_AUTH = (
+    "id = im; type = InfrastructureManager; username = primage; password = {password}\nid = dummy; type = Dummy\n"
+)
 
 
 def free_port() -> int:
@@ -58,17 +59,34 @@ class LocalIM:
     def start(self, timeout: float = 60.0) -> LocalIM:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.folder.chmod(0o700)
-        command = [sys.executable, "-m", "primage.im_server", "--port", str(self.port),
-                   "--db", f"sqlite://{self.database}", "--log", str(self.log),
-                   "--ctxt-timeout", str(self.contextualization_timeout)]
+        command = [
+            sys.executable,
+            "-m",
+            "primage.im_server",
+            "--port",
+            str(self.port),
+            "--db",
+            f"sqlite://{self.database}",
+            "--log",
+            str(self.log),
+            "--ctxt-timeout",
+            str(self.contextualization_timeout),
+        ]
         stdout = open(self.folder / "im.out", "ab")  # noqa: SIM115 (lives as long as the process)
-        self.process = subprocess.Popen(command, cwd=self.folder, stdout=stdout, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
+        self.process = subprocess.Popen(
+            command,
+            cwd=self.folder,
+            stdout=stdout,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise PrimageError(f"the IM server exited with status {self.process.returncode}",
-                                   file=self.folder / "im.out")
+                raise PrimageError(
+                    f"the IM server exited with status {self.process.returncode}", file=self.folder / "im.out"
+                )
             try:
                 if requests.get(f"{self.url}/version", timeout=2).ok:
                     return self
@@ -76,8 +94,9 @@ class LocalIM:
                 pass
             time.sleep(0.5)
         self.stop()
-        raise PrimageError(f"the IM server did not answer on {self.url} within {timeout:.0f} s",
-                           file=self.folder / "im.out")
+        raise PrimageError(
+            f"the IM server did not answer on {self.url} within {timeout:.0f} s", file=self.folder / "im.out"
+        )
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -100,13 +119,19 @@ def default_folder() -> Path:
 
 
 def _serve(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m primage.im_server",
-                                     description="Run IM's REST service on 127.0.0.1 with a private SQLite database.")
+    parser = argparse.ArgumentParser(
+        prog="python -m primage.im_server",
+        description="Run IM's REST service on 127.0.0.1 with a private SQLite database.",
+    )
     parser.add_argument("--port", type=int, default=8800)
     parser.add_argument("--db", required=True, help="IM DATA_DB, e.g. sqlite:///path/im.db")
     parser.add_argument("--log", required=True, help="IM log file")
-    parser.add_argument("--ctxt-timeout", type=int, default=30,
-                        help="IM's MAX_CONTEXTUALIZATION_TIME in seconds (Dummy VMs never contextualize)")
+    parser.add_argument(
+        "--ctxt-timeout",
+        type=int,
+        default=30,
+        help="IM's MAX_CONTEXTUALIZATION_TIME in seconds (Dummy VMs never contextualize)",
+    )
     args = parser.parse_args(argv)
 
     from IM.config import Config

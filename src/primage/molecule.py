@@ -59,9 +59,14 @@ class Run:
         return sum(s.seconds for s in self.stages)
 
     def as_dict(self) -> dict:
-        return {"role": self.role, "platform": self.platform, "reason": self.reason, "failed": self.failed,
-                "seconds": round(self.seconds, 1),
-                "stages": {s.stage: {"status": s.status, "seconds": round(s.seconds, 1)} for s in self.stages}}
+        return {
+            "role": self.role,
+            "platform": self.platform,
+            "reason": self.reason,
+            "failed": self.failed,
+            "seconds": round(self.seconds, 1),
+            "stages": {s.stage: {"status": s.status, "seconds": round(s.seconds, 1)} for s in self.stages},
+        }
 
 
 def default_platforms() -> list[str]:
@@ -106,9 +111,19 @@ def run_one(run: Run, logs: Path, keep: bool = False) -> Run:
         say(f"{prefix} {stage} ...")
         start = time.monotonic()
         with open(log, "w") as out:
-            completed = subprocess.run([str(Path(sys.executable).parent / "molecule"), stage.replace("_", "-"), "-s",
-                                        run.scenario.name], cwd=run.scenario.parent.parent, env=env,
-                                       stdout=out, stderr=subprocess.STDOUT, check=False)
+            completed = subprocess.run(
+                [
+                    str(Path(sys.executable).parent / "molecule"),
+                    stage.replace("_", "-"),
+                    "-s",
+                    run.scenario.name,
+                ],
+                cwd=run.scenario.parent.parent,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                check=False,
+            )
         seconds = time.monotonic() - start
         output = log.read_text(errors="replace")
         if completed.returncode != 0:
@@ -136,8 +151,9 @@ def plan(role_names: list[str], platforms: list[str]) -> list[Run]:
     return runs
 
 
-def run_matrix(role_names: list[str], platforms: list[str] | None = None, jobs: int = 2,
-               keep: bool = False) -> list[Run]:
+def run_matrix(
+    role_names: list[str], platforms: list[str] | None = None, jobs: int = 2, keep: bool = False
+) -> list[Run]:
     engine.ensure_docker()
     platforms = platforms or default_platforms()
     runs = plan(role_names, platforms)
@@ -148,12 +164,16 @@ def run_matrix(role_names: list[str], platforms: list[str] | None = None, jobs: 
         if run.reason:
             continue
         if not engine.image_present(run.platform):
-            run.reason = (f"image {run.platform} is not present here (build it with `primage images base "
-                          f"{run.platform}` where its archive and keyring are available, or pull it)")
+            run.reason = (
+                f"image {run.platform} is not present here (build it with `primage images base "
+                f"{run.platform}` where its archive and keyring are available, or pull it)"
+            )
             continue
         runnable.append(run)
-    say(f"Molecule matrix: {len(runnable)} runs of {len(STAGES)} stages, {jobs} at a time; "
-        f"logs in {paths.relative(logs)}")
+    say(
+        f"Molecule matrix: {len(runnable)} runs of {len(STAGES)} stages, {jobs} at a time; "
+        f"logs in {paths.relative(logs)}"
+    )
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         list(pool.map(lambda r: run_one(r, logs, keep), runnable))
     return runs
@@ -175,4 +195,3 @@ def table_rows(runs: list[Run]) -> list[list[str]]:
         total = f"{run.seconds:.0f}s" if run.stages else "-"
         rows.append([run.role, run.platform, *cells, total])
     return rows
-

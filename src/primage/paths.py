@@ -22,8 +22,10 @@ def root() -> Path:
     if override:
         path = Path(override).resolve()
         if not _is_root(path):
-            raise PrimageError("PRIMAGE_ROOT does not point at a primage-platform checkout "
-                               f"(expected {', '.join(_MARKERS)} in it)", file=path)
+            raise PrimageError(
+                f"PRIMAGE_ROOT does not point at a primage-platform checkout (expected {', '.join(_MARKERS)} in it)",
+                file=path,
+            )
         return path
     candidates = [Path(__file__).resolve().parents[2], *Path.cwd().resolve().parents, Path.cwd().resolve()]
     for candidate in candidates:

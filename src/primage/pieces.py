@@ -58,8 +58,7 @@ def discover() -> list[Piece]:
     for path in sorted(tosca_dir.glob("*.yaml")):
         found.append(Piece(path.stem, "tosca-template", path, _tosca_detail(path)))
     for case in tosca.input_cases():
-        found.append(Piece(case.name, "tosca-case", case.path, f"inputs for {case.template.name}",
-                           [case.template]))
+        found.append(Piece(case.name, "tosca-case", case.path, f"inputs for {case.template.name}", [case.template]))
     for path in sorted((tosca_dir / "types").glob("*.yaml")):
         found.append(Piece(path.stem, "tosca-types", path))
     radl_dir = paths.radl_dir()
@@ -80,8 +79,14 @@ def discover() -> list[Piece]:
     from . import engine
 
     for image in engine.base_images():
-        found.append(Piece(image.tag, "base-image", engine.base_images_file(),
-                           f"{image.suite} from {image.mirror}" + ("" if image.default else " (opt-in)")))
+        found.append(
+            Piece(
+                image.tag,
+                "base-image",
+                engine.base_images_file(),
+                f"{image.suite} from {image.mirror}" + ("" if image.default else " (opt-in)"),
+            )
+        )
     _refuse_duplicate_names(found)
     return found
 
@@ -99,8 +104,11 @@ def _refuse_duplicate_names(found: list[Piece]) -> None:
     for piece in found:
         key = (piece.kind, piece.name)
         if key in seen:
-            raise PrimageError(f"two {piece.kind} pieces are named '{piece.name}': {seen[key].display_path} and "
-                               f"{piece.display_path}; rename one", file=piece.display_path)
+            raise PrimageError(
+                f"two {piece.kind} pieces are named '{piece.name}': {seen[key].display_path} and "
+                f"{piece.display_path}; rename one",
+                file=piece.display_path,
+            )
         seen[key] = piece
 
 
@@ -122,8 +130,10 @@ def from_file(path: Path) -> Piece:
         return Piece(path.stem, "radl-composition", resolved)
     if path.name == "Dockerfile":
         return Piece(path.parent.name, "image", resolved)
-    raise UsageError(f"{path}: cannot tell what kind of piece this is (expected a TOSCA topology .yaml, a "
-                     ".radl template, a role folder or a Dockerfile)")
+    raise UsageError(
+        f"{path}: cannot tell what kind of piece this is (expected a TOSCA topology .yaml, a "
+        ".radl template, a role folder or a Dockerfile)"
+    )
 
 
 def select(selectors: list[str]) -> list[Piece]:
@@ -141,7 +151,8 @@ def select(selectors: list[str]) -> list[Piece]:
                 matches = [from_file(Path(selector))]
         if not matches:
             names = sorted({p.name for p in everything})
-            raise UsageError(f"'{selector}' is no piece, kind or file; pieces: {', '.join(names)}; kinds: "
-                             f"{', '.join(KINDS)}")
+            raise UsageError(
+                f"'{selector}' is no piece, kind or file; pieces: {', '.join(names)}; kinds: {', '.join(KINDS)}"
+            )
         chosen.extend(p for p in matches if p not in chosen)
     return chosen

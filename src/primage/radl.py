@@ -66,7 +66,7 @@ class RadlTemplate:
 def load(path: Path) -> RadlTemplate:
     text = path.read_text(encoding="utf-8")
     kind = re.search(r"kind\s*=\s*'([^']+)'", text)
-    recipes = [Recipe(m.group(1), m.group(2), text[:m.start(2)].count("\n") + 1) for m in _CONFIGURE.finditer(text)]
+    recipes = [Recipe(m.group(1), m.group(2), text[: m.start(2)].count("\n") + 1) for m in _CONFIGURE.finditer(text)]
     return RadlTemplate(path.resolve(), text, kind.group(1) if kind else "?", recipes)
 
 
@@ -109,8 +109,7 @@ def ec3_parse_problems(tpl: RadlTemplate):
         message = re.sub(r"^Line \d+: ", "", str(exc)).strip().splitlines()[0]
         token = re.search(r"LexToken\((\w+),'([^']*)'", message)
         if token:
-            message = (f"unexpected {token.group(2)!r}: a feature without 'and' before it, or an unbalanced "
-                       "parenthesis?")
+            message = f"unexpected {token.group(2)!r}: a feature without 'and' before it, or an unbalanced parenthesis?"
         elif message.startswith("Invalid system id in the deploy") and line:
             statement = tpl.text.splitlines()[line - 1].strip()
             message = f"'{statement}' deploys a system that no 'system' block of the template defines"
@@ -139,20 +138,36 @@ def recipe_problems(tpl: RadlTemplate) -> list[Problem]:
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = recipe.first_line + mark.line if mark else recipe.first_line
-            problems.append(Problem(tpl.display, f"recipe of configure '{recipe.configure}' is not valid YAML: "
-                                    f"{getattr(exc, 'problem', exc)}", line))
+            problems.append(
+                Problem(
+                    tpl.display,
+                    f"recipe of configure '{recipe.configure}' is not valid YAML: {getattr(exc, 'problem', exc)}",
+                    line,
+                )
+            )
             continue
         if not isinstance(plays, list) or not all(isinstance(p, dict) for p in plays):
-            problems.append(Problem(tpl.display, f"recipe of configure '{recipe.configure}' must be a list of "
-                                    "plays (mappings)", recipe.first_line))
+            problems.append(
+                Problem(
+                    tpl.display,
+                    f"recipe of configure '{recipe.configure}' must be a list of plays (mappings)",
+                    recipe.first_line,
+                )
+            )
             continue
         for offset, line_text in enumerate(recipe.text.splitlines()):
             match = _ROLE.search(line_text)
-            if match and (match.group(1), match.group(2)) == (namespace, name):
-                if not (roles_dir / match.group(3) / "tasks" / "main.yml").is_file():
-                    problems.append(Problem(tpl.display, f"configure '{recipe.configure}' calls role "
-                                            f"{'.'.join(match.groups())}, which ansible/roles/ does not have",
-                                            recipe.first_line + offset, match.group(3)))
+            ours = match and (match.group(1), match.group(2)) == (namespace, name)
+            if ours and not (roles_dir / match.group(3) / "tasks" / "main.yml").is_file():
+                problems.append(
+                    Problem(
+                        tpl.display,
+                        f"configure '{recipe.configure}' calls role "
+                        f"{'.'.join(match.groups())}, which ansible/roles/ does not have",
+                        recipe.first_line + offset,
+                        match.group(3),
+                    )
+                )
     problems.extend(pin_problems(tpl.display, tpl.text))
     return problems
 
@@ -163,12 +178,19 @@ def pin_problems(display: str, text: str) -> list[Problem]:
     for offset, line_text in enumerate(text.splitlines(), start=1):
         for ref in pin.pinned_refs(line_text):
             if ref != pin.tag:
-                problems.append(Problem(display, f"refers to the repository at '{ref}'; it must be the release "
-                                        f"tag {pin.tag} (ansible/galaxy.yml version)", offset))
+                problems.append(
+                    Problem(
+                        display,
+                        f"refers to the repository at '{ref}'; it must be the release "
+                        f"tag {pin.tag} (ansible/galaxy.yml version)",
+                        offset,
+                    )
+                )
     return problems
 
 
 # --------------------------------------------------------------------------- composition
+
 
 def template_dirs() -> list[Path]:
     return [paths.radl_dir(), *sorted(p for p in paths.radl_dir().iterdir() if p.is_dir() and p.name != "ci")]
@@ -194,8 +216,10 @@ def expand(names: list[str], extra_dirs: list[Path] | None = None) -> list[RadlT
         seen.append(name)
         path = find_template(name, extra_dirs)
         if path is None:
-            raise PrimageError(f"no RADL template named '{name}' (looked in "
-                               f"{', '.join(paths.relative(d) for d in (extra_dirs or []) + template_dirs())})")
+            raise PrimageError(
+                f"no RADL template named '{name}' (looked in "
+                f"{', '.join(paths.relative(d) for d in (extra_dirs or []) + template_dirs())})"
+            )
         tpl = load(path)
         loaded.append(tpl)
         queue.extend(tpl.includes())
@@ -244,8 +268,13 @@ class Composition:
     problems: list[Problem] = field(default_factory=list)
 
 
-def compose(names: list[str], features: dict[str, dict], display: str, timeout: float = 60,
-            extra_templates: list[Path] | None = None) -> Composition:
+def compose(
+    names: list[str],
+    features: dict[str, dict],
+    display: str,
+    timeout: float = 60,
+    extra_templates: list[Path] | None = None,
+) -> Composition:
     """Run the real `ec3 launch --dry-run` in a private folder and return the composed RADL.
 
     The repository's templates (and `extra_templates`, e.g. a file being checked) are
@@ -270,21 +299,35 @@ def compose(names: list[str], features: dict[str, dict], display: str, timeout: 
         auth = work_dir / "auth.dat"
         fd = os.open(auth, os.O_WRONLY | os.O_CREAT, 0o600)
         with os.fdopen(fd, "w") as out:
-            out.write("id = im; type = InfrastructureManager; username = check; password = check\n"
-                      "id = dummy; type = Dummy\n")
-        command = [ec3, "launch", "primage-check", *names, "primage_check_private", "-a", str(auth),
-                   "-u", "http://127.0.0.1:9", "--dry-run", "-p", "-n", "-y"]
+            out.write(
+                "id = im; type = InfrastructureManager; username = check; password = check\nid = dummy; type = Dummy\n"
+            )
+        command = [
+            ec3,
+            "launch",
+            "primage-check",
+            *names,
+            "primage_check_private",
+            "-a",
+            str(auth),
+            "-u",
+            "http://127.0.0.1:9",
+            "--dry-run",
+            "-p",
+            "-n",
+            "-y",
+        ]
         env = dict(os.environ, HOME=str(work_dir))
-        completed = subprocess.run(command, cwd=work_dir, env=env, capture_output=True, text=True,
-                                   timeout=timeout, check=False)
+        completed = subprocess.run(
+            command, cwd=work_dir, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        )
     output = completed.stdout + completed.stderr
     # ec3 exits 0 even when a template is missing: read what it says, not only its status.
     errors = [line for line in output.splitlines() if line.startswith("Error") or "Traceback" in line]
     if completed.returncode != 0 or errors:
         message = errors[0] if errors else output.strip().splitlines()[-1:] or ["no output"]
         message = message if isinstance(message, str) else message[0]
-        result.problems.append(Problem(display, f"ec3 could not compose {' '.join(names)}: "
-                                       f"{message[:400]}"))
+        result.problems.append(Problem(display, f"ec3 could not compose {' '.join(names)}: {message[:400]}"))
         return result
     result.radl = completed.stdout
     return result
@@ -301,8 +344,13 @@ def composed_problems(composition: Composition, display: str) -> list[Problem]:
         problems.append(Problem(display, f"IM's RADL parser rejects the composed RADL: {exc}"))
     for line in composition.radl.splitlines():
         if "disk.0.image.url" in line and _PLACEHOLDER.search(line):
-            problems.append(Problem(display, f"the composed RADL still has a placeholder image URL "
-                                    f"({line.strip()}); set disk.0.image.url for front and wn"))
+            problems.append(
+                Problem(
+                    display,
+                    f"the composed RADL still has a placeholder image URL "
+                    f"({line.strip()}); set disk.0.image.url for front and wn",
+                )
+            )
             break
     return problems
 

@@ -49,9 +49,16 @@ def current() -> Release:
     galaxy, lines = yamlio.load_file(galaxy_file)
     for key in ("version", "repository"):
         if not isinstance(galaxy, dict) or not galaxy.get(key):
-            raise PrimageError(f"'{key}' is required: it is the project's release pin",
-                               file=paths.relative(galaxy_file), field=key)
+            raise PrimageError(
+                f"'{key}' is required: it is the project's release pin",
+                file=paths.relative(galaxy_file),
+                field=key,
+            )
     if not re.fullmatch(r"\d+\.\d+\.\d+", str(galaxy["version"])):
-        raise PrimageError(f"version '{galaxy['version']}' is not X.Y.Z", file=paths.relative(galaxy_file),
-                           line=lines.line_of("version"), field="version")
+        raise PrimageError(
+            f"version '{galaxy['version']}' is not X.Y.Z",
+            file=paths.relative(galaxy_file),
+            line=lines.line_of("version"),
+            field="version",
+        )
     return Release(str(galaxy["version"]), str(galaxy["repository"]).rstrip("/"))

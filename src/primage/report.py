@@ -10,7 +10,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     for row in rows:
         for index, cell in enumerate(row):
             widths[index] = max(widths[index], len(str(cell)))
-    line = "  ".join("{:<%d}" % w for w in widths)
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
     out = [line.format(*headers).rstrip(), "  ".join("-" * w for w in widths)]
     out.extend(line.format(*[str(c) for c in row]).rstrip() for row in rows)
     return "\n".join(out)

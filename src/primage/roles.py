@@ -65,8 +65,7 @@ def find(name: str) -> Role:
 def _literal(value: Any) -> str:
     if value is None:
         return ""
-    text = json.dumps(value) if not isinstance(value, str) else json.dumps(value)
-    return f"`{text}`"
+    return f"`{json.dumps(value)}`"
 
 
 def options_markdown(role: Role) -> str:
@@ -114,39 +113,84 @@ def agreement_problems(role: Role) -> list[Problem]:
     _, default_lines = yamlio.load_file(role.defaults_file) if role.defaults_file.exists() else (None, None)
     for name in defaults:
         if not name.startswith(prefix):
-            problems.append(Problem(rel(role.defaults_file), f"variable '{name}' lacks the role prefix "
-                                    f"'{prefix}'", default_lines.line_of(name), name))
+            problems.append(
+                Problem(
+                    rel(role.defaults_file),
+                    f"variable '{name}' lacks the role prefix '{prefix}'",
+                    default_lines.line_of(name),
+                    name,
+                )
+            )
         if name not in options:
-            problems.append(Problem(rel(role.defaults_file), f"'{name}' has a default but is not in "
-                                    "meta/argument_specs.yml", default_lines.line_of(name), name))
+            problems.append(
+                Problem(
+                    rel(role.defaults_file),
+                    f"'{name}' has a default but is not in meta/argument_specs.yml",
+                    default_lines.line_of(name),
+                    name,
+                )
+            )
     for name, spec in options.items():
         line = spec_lines.line_of("argument_specs", "main", "options", name)
         if not name.startswith(prefix):
-            problems.append(Problem(rel(role.specs_file), f"option '{name}' lacks the role prefix '{prefix}'",
-                                    line, name))
+            problems.append(
+                Problem(rel(role.specs_file), f"option '{name}' lacks the role prefix '{prefix}'", line, name)
+            )
         if not spec.get("description"):
             problems.append(Problem(rel(role.specs_file), f"option '{name}' has no description", line, name))
         if "type" not in spec:
             problems.append(Problem(rel(role.specs_file), f"option '{name}' has no type", line, name))
         if spec.get("required"):
             if name in defaults:
-                problems.append(Problem(rel(role.defaults_file), f"'{name}' is required, so it must have no "
-                                        "default", default_lines.line_of(name), name))
+                problems.append(
+                    Problem(
+                        rel(role.defaults_file),
+                        f"'{name}' is required, so it must have no default",
+                        default_lines.line_of(name),
+                        name,
+                    )
+                )
             continue
         if name not in defaults:
-            problems.append(Problem(rel(role.specs_file), f"option '{name}' is not required but has no "
-                                    "value in defaults/main.yml", line, name))
+            problems.append(
+                Problem(
+                    rel(role.specs_file),
+                    f"option '{name}' is not required but has no value in defaults/main.yml",
+                    line,
+                    name,
+                )
+            )
         elif "default" in spec and spec["default"] != defaults[name]:
-            problems.append(Problem(rel(role.specs_file), f"default of '{name}' is {spec['default']!r} here "
-                                    f"but {defaults[name]!r} in defaults/main.yml", line, name))
+            problems.append(
+                Problem(
+                    rel(role.specs_file),
+                    f"default of '{name}' is {spec['default']!r} here but {defaults[name]!r} in defaults/main.yml",
+                    line,
+                    name,
+                )
+            )
         elif "default" not in spec:
-            problems.append(Problem(rel(role.specs_file), f"option '{name}' does not state its default "
-                                    "(copy it from defaults/main.yml)", line, name))
+            problems.append(
+                Problem(
+                    rel(role.specs_file),
+                    f"option '{name}' does not state its default (copy it from defaults/main.yml)",
+                    line,
+                    name,
+                )
+            )
     expected = readme_with_options(role)
     if expected is None:
-        problems.append(Problem(rel(role.readme), "no generated options section (add the BEGIN/END OPTIONS "
-                                "markers and run `primage docs`)"))
+        problems.append(
+            Problem(
+                rel(role.readme),
+                "no generated options section (add the BEGIN/END OPTIONS markers and run `primage docs`)",
+            )
+        )
     elif expected != role.readme.read_text(encoding="utf-8"):
-        problems.append(Problem(rel(role.readme), "options section is out of date with "
-                                "meta/argument_specs.yml; run `primage docs`"))
+        problems.append(
+            Problem(
+                rel(role.readme),
+                "options section is out of date with meta/argument_specs.yml; run `primage docs`",
+            )
+        )
     return problems

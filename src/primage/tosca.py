@@ -77,11 +77,17 @@ def load(path: str | Path) -> Template:
     path = Path(path)
     data, lines = yamlio.load_file(path)
     if not isinstance(data, dict) or "tosca_definitions_version" not in data:
-        raise PrimageError("not a TOSCA template (expected a mapping with tosca_definitions_version)",
-                           file=paths.relative(path), line=1)
+        raise PrimageError(
+            "not a TOSCA template (expected a mapping with tosca_definitions_version)",
+            file=paths.relative(path),
+            line=1,
+        )
     if not isinstance(data.get("topology_template"), dict):
-        raise PrimageError("no topology_template: a deployable template needs node templates",
-                           file=paths.relative(path), line=1)
+        raise PrimageError(
+            "no topology_template: a deployable template needs node templates",
+            file=paths.relative(path),
+            line=1,
+        )
     return Template(path.resolve(), data, lines)
 
 
@@ -95,6 +101,7 @@ def is_topology(path: Path) -> bool:
 
 
 # --------------------------------------------------------------------------- input values
+
 
 @dataclass
 class InputValue:
@@ -112,16 +119,17 @@ def read_input_files(files: Iterable[str | Path]) -> dict[str, InputValue]:
         if data is None:
             data = {}
         if not isinstance(data, dict):
-            raise PrimageError("an inputs file is a mapping of input name to value", file=paths.relative(path),
-                               line=1)
+            raise PrimageError("an inputs file is a mapping of input name to value", file=paths.relative(path), line=1)
         if "inputs" in data and isinstance(data["inputs"], dict) and len(data) <= 2:
             data, prefix = data["inputs"], ("inputs",)  # also accept the IM dashboard's `inputs:` wrapper
         else:
             prefix = ()
         secret_names = [name for name in data if is_secret(str(name))]
         if secret_names and path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise PrimageError(f"holds the secret input {', '.join(secret_names)} but other users can read it; "
-                               f"run: chmod 600 {path}", file=paths.relative(path))
+            raise PrimageError(
+                f"holds the secret input {', '.join(secret_names)} but other users can read it; run: chmod 600 {path}",
+                file=paths.relative(path),
+            )
         for name, value in data.items():
             line = lines.line_of(*prefix, name)
             values[str(name)] = InputValue(value, f"{paths.relative(path)}:{line}", paths.relative(path), line)
@@ -136,9 +144,11 @@ def parse_set_options(options: Iterable[str]) -> dict[str, InputValue]:
         if not sep or not name:
             raise PrimageError(f"--set expects NAME=VALUE, got '{option}'")
         if is_secret(name):
-            raise PrimageError(f"the secret input '{name}' cannot be given with --set (command lines are "
-                               "visible to every user of the machine); put it in a file readable only by you "
-                               "and pass it with -i FILE")
+            raise PrimageError(
+                f"the secret input '{name}' cannot be given with --set (command lines are "
+                "visible to every user of the machine); put it in a file readable only by you "
+                "and pass it with -i FILE"
+            )
         try:
             value = yaml.safe_load(text) if text.strip() else ""
         except yaml.YAMLError:
@@ -159,7 +169,7 @@ def _type_error(kind: str, value: Any) -> str | None:
     got = f"{type(value).__name__} {value!r}"
     if kind == "string":
         if not isinstance(value, str):
-            return f"expected a string, got {got} (quote it: \"{value}\")"
+            return f'expected a string, got {got} (quote it: "{value}")'
     elif kind == "integer":
         if isinstance(value, bool) or not isinstance(value, int):
             return f"expected an integer, got {got}"
@@ -179,9 +189,8 @@ def _type_error(kind: str, value: Any) -> str | None:
     elif kind == "map":
         if not isinstance(value, dict):
             return f"expected a mapping, got {got}"
-    elif kind == "version":
-        if not re.fullmatch(r"\d+\.\d+(\.\d+)?([.-]\w+)?", str(value)):
-            return f"expected a version such as 1.2.3, got {got}"
+    elif kind == "version" and not re.fullmatch(r"\d+\.\d+(\.\d+)?([.-]\w+)?", str(value)):
+        return f"expected a version such as 1.2.3, got {got}"
     return None
 
 
@@ -217,8 +226,9 @@ def validate_inputs(tpl: Template, values: dict[str, InputValue], require_all: b
         if name not in known:
             close = difflib.get_close_matches(name, list(known), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else f"; known inputs: {', '.join(known)}"
-            problems.append(Problem(given.file or "", f"unknown input '{name}' for {tpl.display}{hint}",
-                                    given.line, name))
+            problems.append(
+                Problem(given.file or "", f"unknown input '{name}' for {tpl.display}{hint}", given.line, name)
+            )
     for name, definition in known.items():
         definition = definition or {}
         if name in values:
@@ -228,10 +238,16 @@ def validate_inputs(tpl: Template, values: dict[str, InputValue], require_all: b
             value, file, line = definition["default"], tpl.display, tpl.input_line(name)
         else:
             if require_all and input_required(definition):
-                problems.append(Problem(tpl.display, f"required input '{name}' has no value "
-                                        f"({definition.get('description', '').strip() or 'no description'}); "
-                                        "give it with -i FILE" + ("" if is_secret(name) else " or --set"),
-                                        tpl.input_line(name), name))
+                problems.append(
+                    Problem(
+                        tpl.display,
+                        f"required input '{name}' has no value "
+                        f"({definition.get('description', '').strip() or 'no description'}); "
+                        "give it with -i FILE" + ("" if is_secret(name) else " or --set"),
+                        tpl.input_line(name),
+                        name,
+                    )
+                )
             continue
         kind = definition.get("type", "string")
         error = _type_error(kind, value)
@@ -243,11 +259,11 @@ def validate_inputs(tpl: Template, values: dict[str, InputValue], require_all: b
 
 
 def missing_required(tpl: Template, values: dict[str, InputValue]) -> list[str]:
-    return [name for name, definition in tpl.inputs.items()
-            if name not in values and input_required(definition or {})]
+    return [name for name, definition in tpl.inputs.items() if name not in values and input_required(definition or {})]
 
 
 # --------------------------------------------------------------------------- rendering
+
 
 def apply_inputs(data: dict, values: dict[str, InputValue]) -> dict:
     rendered = copy.deepcopy(data)
@@ -266,7 +282,7 @@ def _import_target(entry: Any) -> tuple[str | None, Any]:
     if isinstance(entry, str):
         return entry, None
     if isinstance(entry, dict) and len(entry) == 1:
-        (_, spec), = entry.items()
+        ((_, spec),) = entry.items()
         if isinstance(spec, str):
             return spec, None
         if isinstance(spec, dict):
@@ -297,13 +313,12 @@ def local_copy(location: str) -> Path | None:
     """The checkout's file behind a URL of this repository at its pinned release, if any."""
     pin = release.current()
     if location.startswith(pin.raw_base):
-        candidate = paths.root() / location[len(pin.raw_base):]
+        candidate = paths.root() / location[len(pin.raw_base) :]
         return candidate if candidate.is_file() else None
     return None
 
 
-def render(tpl: Template, values: dict[str, InputValue], artifacts: str = "local",
-           validate: bool = True) -> dict:
+def render(tpl: Template, values: dict[str, InputValue], artifacts: str = "local", validate: bool = True) -> dict:
     """The upload-ready document: inputs applied, imports and repositories absolute."""
     if artifacts not in ARTIFACT_MODES:
         raise PrimageError(f"--artifacts must be one of {', '.join(ARTIFACT_MODES)}, got '{artifacts}'")
@@ -331,9 +346,12 @@ def render(tpl: Template, values: dict[str, InputValue], artifacts: str = "local
             try:
                 relative_path = target.relative_to(root)
             except ValueError:
-                raise PrimageError(f"import '{location}' is outside the repository, so it has no release URL; "
-                                   "render with --artifacts local or import it by URL",
-                                   file=tpl.display, line=tpl.line("imports", index)) from None
+                raise PrimageError(
+                    f"import '{location}' is outside the repository, so it has no release URL; "
+                    "render with --artifacts local or import it by URL",
+                    file=tpl.display,
+                    line=tpl.line("imports", index),
+                ) from None
             _set_import(imports, index, pin.raw_url(str(relative_path)))
     for name, repo in (data.get("repositories") or {}).items():
         url = repo.get("url") if isinstance(repo, dict) else repo
@@ -370,6 +388,7 @@ def write_private(path: Path, text: str) -> None:
 
 # --------------------------------------------------------------------------- semantic checks
 
+
 @cache
 def _normative_types() -> frozenset[str]:
     import toscaparser
@@ -395,8 +414,13 @@ def imported_documents(tpl: Template) -> list[tuple[str, dict | None, str | None
             location = str(local)
         target = Path(urlparse(location).path) if location.startswith("file://") else tpl.path.parent / location
         if not target.is_file():
-            found.append((location, None, f"imported file not found: {location} (looked at {target}) "
-                                          f"[imports #{index + 1}]"))
+            found.append(
+                (
+                    location,
+                    None,
+                    f"imported file not found: {location} (looked at {target}) [imports #{index + 1}]",
+                )
+            )
             continue
         data, _ = yamlio.load_file(target)
         found.append((location, data if isinstance(data, dict) else {}, None))
@@ -446,18 +470,37 @@ def semantic_problems(tpl: Template) -> list[Problem]:
         if node_type not in known_types:
             custom = [t for t in node_types if t.startswith("tosca.nodes.")]
             close = difflib.get_close_matches(str(node_type), sorted(known_types), n=1, cutoff=0.6)
-            hint = f"did you mean '{close[0]}'?" if close else \
-                f"the imported types define: {', '.join(sorted(custom)) or 'none'}"
-            problems.append(tpl.problem(f"node '{name}' has unknown type '{node_type}'; {hint}",
-                                        "topology_template", "node_templates", name, "type", field=name))
+            hint = (
+                f"did you mean '{close[0]}'?"
+                if close
+                else f"the imported types define: {', '.join(sorted(custom)) or 'none'}"
+            )
+            problems.append(
+                tpl.problem(
+                    f"node '{name}' has unknown type '{node_type}'; {hint}",
+                    "topology_template",
+                    "node_templates",
+                    name,
+                    "type",
+                    field=name,
+                )
+            )
             continue
         for index, requirement, target in _requirement_entries(node):
             target_node = target.get("node") if isinstance(target, dict) else target
             if isinstance(target_node, str) and target_node not in nodes and target_node not in known_types:
-                problems.append(tpl.problem(
-                    f"requirement '{requirement}' of node '{name}' points at '{target_node}', which is not a "
-                    f"node of this template (nodes: {', '.join(nodes)})",
-                    "topology_template", "node_templates", name, "requirements", index, field=name))
+                problems.append(
+                    tpl.problem(
+                        f"requirement '{requirement}' of node '{name}' points at '{target_node}', which is not a "
+                        f"node of this template (nodes: {', '.join(nodes)})",
+                        "topology_template",
+                        "node_templates",
+                        name,
+                        "requirements",
+                        index,
+                        field=name,
+                    )
+                )
         problems.extend(_artifact_problems(tpl, name, node, node_types, repositories))
         problems.extend(_front_end_group_problems(tpl, name, node, nodes))
     problems.extend(_pin_problems(tpl))
@@ -476,28 +519,49 @@ def _artifact_problems(tpl: Template, name: str, node: dict, types: dict, reposi
             continue
         repository = artifact["repository"]
         if repository not in repositories:
-            problems.append(tpl.problem(
-                f"artifact '{artifact_name}' of node '{name}' uses repository '{repository}', which the template "
-                f"does not declare under 'repositories' (declared: {', '.join(repositories) or 'none'})",
-                "topology_template", "node_templates", name, field=name))
+            problems.append(
+                tpl.problem(
+                    f"artifact '{artifact_name}' of node '{name}' uses repository '{repository}', which the template "
+                    f"does not declare under 'repositories' (declared: {', '.join(repositories) or 'none'})",
+                    "topology_template",
+                    "node_templates",
+                    name,
+                    field=name,
+                )
+            )
             continue
         repo = repositories[repository]
         url = repo.get("url") if isinstance(repo, dict) else repo
         if url and (url.startswith(pin.repository) or url.startswith("file://")):
             local = paths.root() / artifact["file"]
             if not local.is_file():
-                problems.append(tpl.problem(
-                    f"artifact '{artifact_name}' of node '{name}' names {artifact['file']}, which does not exist "
-                    "in this repository", "topology_template", "node_templates", name, field=name))
+                problems.append(
+                    tpl.problem(
+                        f"artifact '{artifact_name}' of node '{name}' names {artifact['file']}, which does not exist "
+                        "in this repository",
+                        "topology_template",
+                        "node_templates",
+                        name,
+                        field=name,
+                    )
+                )
     return problems
 
 
 def _front_end_group_problems(tpl: Template, name: str, node: dict, nodes: dict) -> list[Problem]:
     group = (node.get("properties") or {}).get("front_end_group")
     if isinstance(group, str) and group not in nodes:
-        return [tpl.problem(f"front_end_group '{group}' of node '{name}' names no node of this template",
-                            "topology_template", "node_templates", name, "properties", "front_end_group",
-                            field=name)]
+        return [
+            tpl.problem(
+                f"front_end_group '{group}' of node '{name}' names no node of this template",
+                "topology_template",
+                "node_templates",
+                name,
+                "properties",
+                "front_end_group",
+                field=name,
+            )
+        ]
     return []
 
 
@@ -510,17 +574,24 @@ def _pin_problems(tpl: Template) -> list[Problem]:
             continue
         refs = pin.pinned_refs(url)
         if not refs or refs[0] in release.UNPINNED_REFS or refs[0] != pin.tag:
-            problems.append(tpl.problem(
-                f"repository '{name}' must point at the release tag {pin.tag} (ansible/galaxy.yml version), "
-                f"got {url}", "repositories", name, field=name))
+            problems.append(
+                tpl.problem(
+                    f"repository '{name}' must point at the release tag {pin.tag} (ansible/galaxy.yml version), "
+                    f"got {url}",
+                    "repositories",
+                    name,
+                    field=name,
+                )
+            )
     return problems
 
 
 def scalable_problems(tpl: Template, values: dict[str, InputValue]) -> list[Problem]:
     """count within [min_instances, max_instances] for every scalable node, after inputs."""
     problems = []
-    resolved = {name: (values[name].value if name in values else (d or {}).get("default"))
-                for name, d in tpl.inputs.items()}
+    resolved = {
+        name: (values[name].value if name in values else (d or {}).get("default")) for name, d in tpl.inputs.items()
+    }
 
     def value_of(item: Any) -> Any:
         if isinstance(item, dict) and "get_input" in item:
@@ -535,15 +606,35 @@ def scalable_problems(tpl: Template, values: dict[str, InputValue]) -> list[Prob
         if len(numbers) < 2:
             continue
         if isinstance(low, int) and isinstance(high, int) and low > high:
-            problems.append(tpl.problem(f"node '{name}': min_instances {low} is above max_instances {high}",
-                                        "topology_template", "node_templates", name, field=name))
+            problems.append(
+                tpl.problem(
+                    f"node '{name}': min_instances {low} is above max_instances {high}",
+                    "topology_template",
+                    "node_templates",
+                    name,
+                    field=name,
+                )
+            )
         if isinstance(count, int) and isinstance(high, int) and count > high:
-            problems.append(tpl.problem(f"node '{name}': count {count} is above max_instances {high} "
-                                        "(raise the maximum or deploy fewer)", "topology_template",
-                                        "node_templates", name, field=name))
+            problems.append(
+                tpl.problem(
+                    f"node '{name}': count {count} is above max_instances {high} (raise the maximum or deploy fewer)",
+                    "topology_template",
+                    "node_templates",
+                    name,
+                    field=name,
+                )
+            )
         if isinstance(count, int) and isinstance(low, int) and count < low:
-            problems.append(tpl.problem(f"node '{name}': count {count} is below min_instances {low}",
-                                        "topology_template", "node_templates", name, field=name))
+            problems.append(
+                tpl.problem(
+                    f"node '{name}': count {count} is below min_instances {low}",
+                    "topology_template",
+                    "node_templates",
+                    name,
+                    field=name,
+                )
+            )
     return problems
 
 
@@ -571,16 +662,20 @@ def property_constraint_problems(tpl: Template, values: dict[str, InputValue]) -
                 resolved, file, line = tpl.inputs[name]["default"], tpl.display, tpl.input_line(name)
             else:
                 continue
-            error = constraint_error(prop, definition.get("type", "string"), definition.get("constraints") or [],
-                                     resolved)
+            error = constraint_error(
+                prop, definition.get("type", "string"), definition.get("constraints") or [], resolved
+            )
             if error:
                 if "does not match pattern" in error and definition.get("description"):
                     # A regular expression tells users little; the property's description says what it wants.
-                    error = re.sub(r'does not match pattern ".*"\.?$',
-                                   f"is not valid: expected {definition['description'].strip().rstrip('.')}.",
-                                   error)
-                problems.append(Problem(file, f"input '{name}' (property '{prop}' of node '{node_name}'): "
-                                        f"{error}", line, name))
+                    error = re.sub(
+                        r'does not match pattern ".*"\.?$',
+                        f"is not valid: expected {definition['description'].strip().rstrip('.')}.",
+                        error,
+                    )
+                problems.append(
+                    Problem(file, f"input '{name}' (property '{prop}' of node '{node_name}'): {error}", line, name)
+                )
     return problems
 
 
@@ -611,10 +706,15 @@ def input_cases() -> list[InputCase]:
     templates = {p.stem: p for p in sorted(paths.tosca_dir().glob("*.yaml"))}
     ci_dir = paths.tosca_dir() / "ci"
     for case_file in sorted(ci_dir.glob("*.yaml")):
-        owner = next((stem for stem in sorted(templates, key=len, reverse=True)
-                      if case_file.stem.startswith(stem + "-")), None)
+        owner = next(
+            (stem for stem in sorted(templates, key=len, reverse=True) if case_file.stem.startswith(stem + "-")),
+            None,
+        )
         if owner is None:
-            raise PrimageError(f"input case belongs to no template: name it <template>-<case>.yaml "
-                               f"(templates: {', '.join(templates)})", file=paths.relative(case_file))
-        cases.append(InputCase(templates[owner], case_file, case_file.stem[len(owner) + 1:]))
+            raise PrimageError(
+                f"input case belongs to no template: name it <template>-<case>.yaml "
+                f"(templates: {', '.join(templates)})",
+                file=paths.relative(case_file),
+            )
+        cases.append(InputCase(templates[owner], case_file, case_file.stem[len(owner) + 1 :]))
     return cases

@@ -28,7 +28,10 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
             raise PrimageError(
                 f"duplicate key '{key}' (first defined on line {seen[key]}); "
                 "YAML keeps only the last one, so remove or rename one of them",
-                file=loader.name, line=line, field=str(key))
+                file=loader.name,
+                line=line,
+                field=str(key),
+            )
         seen[key] = line
     return loader.construct_mapping(node, deep=deep)
 

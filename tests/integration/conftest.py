@@ -26,8 +26,13 @@ class ImClient:
     auth: Path
 
     def run(self, *args: str, check: bool = True) -> str:
-        completed = subprocess.run([str(BIN / "im_client"), "-r", self.url, "-a", str(self.auth), *args],
-                                   capture_output=True, text=True, timeout=120, check=False)
+        completed = subprocess.run(
+            [str(BIN / "im_client"), "-r", self.url, "-a", str(self.auth), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         output = completed.stdout + completed.stderr
         if check and completed.returncode != 0:
             raise AssertionError(f"im_client {' '.join(args)} failed ({completed.returncode}):\n{output}")
@@ -48,8 +53,7 @@ class ImClient:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             states = self.vm_states(infrastructure)
-            if len(states) >= count and all(s in ("running", "configured", "unconfigured")
-                                            for s in states.values()):
+            if len(states) >= count and all(s in ("running", "configured", "unconfigured") for s in states.values()):
                 return states
             time.sleep(1)
         raise AssertionError(f"infrastructure {infrastructure} not running: {self.vm_states(infrastructure)}")
@@ -84,9 +88,11 @@ def local_im(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def im_client(local_im, tmp_path_factory):
-    auth = _private(tmp_path_factory.mktemp("auth") / "auth.dat",
-                    "id = im; type = InfrastructureManager; username = tester; password = test-only-password\n"
-                    "id = dummy; type = Dummy\n")
+    auth = _private(
+        tmp_path_factory.mktemp("auth") / "auth.dat",
+        "id = im; type = InfrastructureManager; username = tester; password = test-only-password\n"
+        "id = dummy; type = Dummy\n",
+    )
     return ImClient(local_im.url, auth)
 
 

@@ -24,8 +24,10 @@ EC3 = str(Path(sys.executable).parent / "ec3")
 def composition_of(piece):
     data, _ = yamlio.load_file(piece.path)
     templates = radl.expand(data["templates"])
-    features = radl_checks._merge(data.get("features") or {},
-                                  radl.throwaway_secrets(radl.missing_features(templates, data.get("features") or {})))
+    features = radl_checks._merge(
+        data.get("features") or {},
+        radl.throwaway_secrets(radl.missing_features(templates, data.get("features") or {})),
+    )
     return data["templates"], features
 
 
@@ -72,8 +74,9 @@ def test_ec3_launches_and_destroys_a_cluster_on_the_local_im(im_client, local_im
     env = dict(os.environ, HOME=str(tmp_path))
 
     def ec3(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([EC3, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
-                              check=False)
+        return subprocess.run(
+            [EC3, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False
+        )
 
     launched = ec3("launch", "primage-it", *names, "my_htc", "-a", str(im_client.auth), "-u", local_im.url, "-y")
     output = launched.stdout + launched.stderr

@@ -76,8 +76,7 @@ def test_case_deploys_on_a_real_im(primage, private_file, tmp_path, im_client, c
         assert all("integration-test-throwaway-token" not in value for value in outputs.values())
 
         radl = im_client.run("getradl", infrastructure)
-        assert "ansible.collections.git+https://gitlab.com/primageproject/primage-platform.git#/ansible/," \
-               "v0.1.0" in radl
+        assert "ansible.collections.git+https://gitlab.com/primageproject/primage-platform.git#/ansible/,v0.1.0" in radl
     finally:
         im_client.destroy(infrastructure)
     assert infrastructure not in im_client.infrastructures()
@@ -90,8 +89,18 @@ def test_workers_are_elastic_through_im(primage, private_file, tmp_path, im_clie
     try:
         before = im_client.wait_running(infrastructure, 1 + values["wn_num"])
         more = tmp_path / "more.yaml"
-        run = primage("render", tpl.path, "-i", case.path, "--set", f"wn_num={values['wn_num'] + 2}",
-                      "--artifacts", "local", "-o", more)
+        run = primage(
+            "render",
+            tpl.path,
+            "-i",
+            case.path,
+            "--set",
+            f"wn_num={values['wn_num'] + 2}",
+            "--artifacts",
+            "local",
+            "-o",
+            more,
+        )
         assert run.code == 0, run.err
         im_client.run("addresource", infrastructure, str(more))
         grown = im_client.wait_running(infrastructure, len(before) + 2)
@@ -100,14 +109,25 @@ def test_workers_are_elastic_through_im(primage, private_file, tmp_path, im_clie
         worker = max(grown, key=int)
         im_client.run("removeresource", infrastructure, worker)
         shrunk = im_client.vm_states(infrastructure)
-        assert len(shrunk) == len(grown) - 1 and worker not in shrunk
+        assert len(shrunk) == len(grown) - 1
+        assert worker not in shrunk
     finally:
         im_client.destroy(infrastructure)
 
 
 def test_counts_beyond_the_elastic_bound_never_reach_im(primage, tmp_path):
-    run = primage("render", "kubernetes_cluster", "-i", "tosca/ci/kubernetes_cluster-typical.yaml",
-                  "--set", "wn_num=9", "--artifacts", "local", "-o", tmp_path / "x.yaml")
+    run = primage(
+        "render",
+        "kubernetes_cluster",
+        "-i",
+        "tosca/ci/kubernetes_cluster-typical.yaml",
+        "--set",
+        "wn_num=9",
+        "--artifacts",
+        "local",
+        "-o",
+        tmp_path / "x.yaml",
+    )
     assert run.code == 1
     assert re.search(r"node 'wn': count 9 is above max_instances 8", run.err)
     assert not (tmp_path / "x.yaml").exists()

@@ -62,34 +62,47 @@ def build_deb(package_dir: Path, pool: Path) -> Path:
         (tree / "DEBIAN").mkdir(exist_ok=True)
         (tree / "DEBIAN" / "control").write_text(_control(meta))
         deb = pool / f"{meta['name']}_{meta['version']}_{meta.get('architecture', 'all')}.deb"
-        subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(tree), str(deb)],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(tree), str(deb)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     return deb
 
 
 def _field(deb: Path, name: str) -> str:
-    return subprocess.run(["dpkg-deb", "-f", str(deb), name], check=True, capture_output=True,
-                          text=True).stdout.strip()
+    return subprocess.run(["dpkg-deb", "-f", str(deb), name], check=True, capture_output=True, text=True).stdout.strip()
 
 
 def packages_index(out: Path, debs: list[Path]) -> str:
     stanzas = []
     for deb in debs:
-        control = subprocess.run(["dpkg-deb", "-f", str(deb)], check=True, capture_output=True,
-                                 text=True).stdout.rstrip("\n")
+        control = subprocess.run(
+            ["dpkg-deb", "-f", str(deb)], check=True, capture_output=True, text=True
+        ).stdout.rstrip("\n")
         data = deb.read_bytes()
-        stanzas.append("\n".join([
-            control,
-            f"Filename: ./{deb.relative_to(out)}",
-            f"Size: {len(data)}",
-            f"SHA256: {hashlib.sha256(data).hexdigest()}",
-        ]))
+        stanzas.append(
+            "\n".join(
+                [
+                    control,
+                    f"Filename: ./{deb.relative_to(out)}",
+                    f"Size: {len(data)}",
+                    f"SHA256: {hashlib.sha256(data).hexdigest()}",
+                ]
+            )
+        )
     return "\n\n".join(stanzas) + "\n"
 
 
 def release_file(out: Path, indexes: list[Path]) -> str:
-    lines = ["Origin: primage-platform tests", "Label: stub", "Suite: stub", "Codename: stub",
-             "Date: Thu, 01 Jan 2026 00:00:00 UTC", "SHA256:"]
+    lines = [
+        "Origin: primage-platform tests",
+        "Label: stub",
+        "Suite: stub",
+        "Codename: stub",
+        "Date: Thu, 01 Jan 2026 00:00:00 UTC",
+        "SHA256:",
+    ]
     for index in indexes:
         data = index.read_bytes()
         lines.append(f" {hashlib.sha256(data).hexdigest()} {len(data)} {index.name}")
@@ -101,16 +114,27 @@ def sign(out: Path) -> None:
     home.chmod(0o700)
     gpg = ["gpg", "--batch", "--homedir", str(home), "--pinentry-mode", "loopback", "--passphrase", ""]
     try:
-        subprocess.run([*gpg, "--quick-gen-key", "primage stub archive <stub@primage.invalid>",
-                        "ed25519", "sign", "1d"], check=True, capture_output=True)
-        subprocess.run([*gpg, "--yes", "--clearsign", "-o", str(out / "InRelease"), str(out / "Release")],
-                       check=True, capture_output=True)
-        subprocess.run([*gpg, "--yes", "-abs", "-o", str(out / "Release.gpg"), str(out / "Release")],
-                       check=True, capture_output=True)
-        subprocess.run([*gpg, "--yes", "--armor", "--export", "-o", str(out / "archive-key.asc")],
-                       check=True, capture_output=True)
-        subprocess.run([*gpg, "--yes", "--export", "-o", str(out / "archive-key.gpg")],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [*gpg, "--quick-gen-key", "primage stub archive <stub@primage.invalid>", "ed25519", "sign", "1d"],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [*gpg, "--yes", "--clearsign", "-o", str(out / "InRelease"), str(out / "Release")],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [*gpg, "--yes", "-abs", "-o", str(out / "Release.gpg"), str(out / "Release")],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [*gpg, "--yes", "--armor", "--export", "-o", str(out / "archive-key.asc")],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run([*gpg, "--yes", "--export", "-o", str(out / "archive-key.gpg")], check=True, capture_output=True)
     finally:
         shutil.rmtree(home, ignore_errors=True)
 

@@ -16,8 +16,7 @@ import pytest
 from conftest import FIXTURES, ROOT
 
 BROKEN = FIXTURES / "broken"
-FILE_FIXTURES = sorted([*BROKEN.glob("tosca/*.yaml"), *BROKEN.glob("radl/*.radl"),
-                        *BROKEN.glob("compositions/*.yaml")])
+FILE_FIXTURES = sorted([*BROKEN.glob("tosca/*.yaml"), *BROKEN.glob("radl/*.radl"), *BROKEN.glob("compositions/*.yaml")])
 INPUT_FIXTURES = sorted(BROKEN.glob("inputs/*.yaml"))
 
 
@@ -28,8 +27,13 @@ def header(path: Path, key: str) -> str | None:
 
 def problems_of(run, check: str | None = None) -> list[dict]:
     report = run.json()
-    return [problem for piece in report["pieces"] for result in piece["results"]
-            if check is None or result["check"] == check for problem in result["problems"]]
+    return [
+        problem
+        for piece in report["pieces"]
+        for result in piece["results"]
+        if check is None or result["check"] == check
+        for problem in result["problems"]
+    ]
 
 
 def test_there_are_fixtures_of_every_family():
@@ -43,7 +47,11 @@ def test_there_are_fixtures_of_every_family():
 def test_check_reports_the_failure(primage, fixture):
     run = primage("check", fixture, "--json")
     assert run.code == 1, run.out
-    check, message, line = header(fixture, "expect-check"), header(fixture, "expect"), header(fixture, "expect-line")
+    check, message, line = (
+        header(fixture, "expect-check"),
+        header(fixture, "expect"),
+        header(fixture, "expect-line"),
+    )
     found = problems_of(run, check)
     assert any(p["message"] == message for p in found), f"{message!r} not in {found}"
     problem = next(p for p in found if p["message"] == message)
@@ -68,7 +76,6 @@ def test_render_refuses_bad_inputs_with_the_same_message(primage, tmp_path):
     fixture = BROKEN / "inputs" / "wrong_type.yaml"
     run = primage("render", "kubernetes_cluster", "-i", fixture, "-o", tmp_path / "out.yaml")
     assert run.code == 1
-    assert f"{fixture.relative_to(ROOT)}:6 (wn_num): input 'wn_num': expected an integer, got str 'three'" \
-        in run.err
+    assert f"{fixture.relative_to(ROOT)}:6 (wn_num): input 'wn_num': expected an integer, got str 'three'" in run.err
     assert "Traceback" not in run.err
     assert not (tmp_path / "out.yaml").exists()

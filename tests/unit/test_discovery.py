@@ -46,8 +46,16 @@ def test_a_case_that_names_no_template_is_refused(primage, checkout):
 
 def test_every_kind_of_piece_is_listed(primage):
     kinds = {p["kind"] for p in primage("list", "--json").json()}
-    assert {"tosca-template", "tosca-case", "tosca-types", "radl-template", "radl-composition", "role",
-            "playbook", "base-image"} <= kinds
+    assert {
+        "tosca-template",
+        "tosca-case",
+        "tosca-types",
+        "radl-template",
+        "radl-composition",
+        "role",
+        "playbook",
+        "base-image",
+    } <= kinds
 
 
 def test_unknown_selector_lists_what_exists(primage):

@@ -35,8 +35,11 @@ def test_local_render_points_at_the_checkout(primage, tmp_path):
 
 def test_release_urls_of_this_repository_resolve_to_the_checkout_offline(primage, tmp_path):
     template = tmp_path / "mine.yaml"
-    template.write_text((ROOT / "tosca" / "kubernetes_cluster.yaml").read_text().replace(
-        "types/primage_types.yaml", release.current().raw_url("tosca/types/primage_types.yaml")))
+    template.write_text(
+        (ROOT / "tosca" / "kubernetes_cluster.yaml")
+        .read_text()
+        .replace("types/primage_types.yaml", release.current().raw_url("tosca/types/primage_types.yaml"))
+    )
     out = tmp_path / "out.yaml"
     assert primage("render", template, "-i", CASE, "--artifacts", "local", "-o", out).code == 0
     assert yaml.safe_load(out.read_text())["imports"][0]["primage_types"].startswith(str(ROOT))
@@ -55,8 +58,7 @@ def test_a_secret_inputs_file_others_can_read_is_refused(primage, tmp_path):
     secrets.chmod(0o644)
     run = primage("render", "htc_batch", "-i", ROOT / "tosca/ci/htc_batch-typical.yaml", "-i", secrets)
     assert run.code == 1
-    assert f"holds the secret input onedata_token but other users can read it; run: chmod 600 {secrets}" \
-        in run.err
+    assert f"holds the secret input onedata_token but other users can read it; run: chmod 600 {secrets}" in run.err
 
 
 def test_a_rendered_secret_goes_to_a_private_file_only(primage, tmp_path):
@@ -65,12 +67,14 @@ def test_a_rendered_secret_goes_to_a_private_file_only(primage, tmp_path):
     secrets.chmod(0o600)
     args = ["render", "htc_batch", "-i", ROOT / "tosca/ci/htc_batch-typical.yaml", "-i", secrets]
     refused = primage(*args)
-    assert refused.code == 1 and "xyz-secret" not in refused.out + refused.err
+    assert refused.code == 1
+    assert "xyz-secret" not in refused.out + refused.err
     out = tmp_path / "deploy.yaml"
     written = primage(*args, "-o", out)
     assert written.code == 0
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
-    assert "xyz-secret" in out.read_text() and "xyz-secret" not in written.err
+    assert "xyz-secret" in out.read_text()
+    assert "xyz-secret" not in written.err
 
 
 def test_unknown_template_names_the_known_ones(primage):

@@ -27,8 +27,13 @@ class Result:
     seconds: float = 0.0
 
     def as_dict(self) -> dict:
-        return {"check": self.check, "status": self.status, "reason": self.reason,
-                "seconds": round(self.seconds, 3), "problems": [p.as_dict() for p in self.problems]}
+        return {
+            "check": self.check,
+            "status": self.status,
+            "reason": self.reason,
+            "seconds": round(self.seconds, 3),
+            "problems": [p.as_dict() for p in self.problems],
+        }
 
 
 def passed(check: str) -> Result:
@@ -79,8 +84,16 @@ def run_checks(piece: Piece, checks: list[tuple[str, Check]], options: dict | No
         except Exception as exc:  # a bug in the harness or a tool: report it, never a traceback
             if os.environ.get("PRIMAGE_DEBUG"):
                 raise
-            result = failed(name, [Problem(piece.display_path, f"internal error in the {name} check: "
-                                           f"{type(exc).__name__}: {exc} (PRIMAGE_DEBUG=1 shows the traceback)")])
+            result = failed(
+                name,
+                [
+                    Problem(
+                        piece.display_path,
+                        f"internal error in the {name} check: "
+                        f"{type(exc).__name__}: {exc} (PRIMAGE_DEBUG=1 shows the traceback)",
+                    )
+                ],
+            )
         result.check = name
         result.seconds = time.monotonic() - start
         results.append(result)

@@ -14,6 +14,7 @@ from ..pieces import Piece
 from . import Context, Result, from_problems, not_run
 from .yaml_lint import check_files
 
+
 def _yaml_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file())
 
@@ -42,17 +43,31 @@ def ansible_lint(piece: Piece, context: Context) -> Result:
     binary = Path(sys.executable).parent / "ansible-lint"
     if not binary.exists():
         return not_run("ansible-lint", "ansible-lint is not installed in this environment (scripts/setup.sh)")
-    completed = subprocess.run([str(binary), "--config-file", str(paths.root() / ".ansible-lint"), "--nocolor",
-                                "-f", "pep8", str(piece.path)], cwd=paths.root(),
-                               env=ansible_env.environment(), capture_output=True, text=True, check=False)
+    completed = subprocess.run(
+        [
+            str(binary),
+            "--config-file",
+            str(paths.root() / ".ansible-lint"),
+            "--nocolor",
+            "-f",
+            "pep8",
+            str(piece.path),
+        ],
+        cwd=paths.root(),
+        env=ansible_env.environment(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if completed.returncode == 0:
         return from_problems("ansible-lint", [])
     problems = []
     for line in completed.stdout.splitlines():
         match = re.match(r"^(?P<file>[^:]+):(?P<line>\d+)(?::\d+)?: (?P<rule>[\w\[\]-]+): (?P<message>.*)$", line)
         if match:
-            problems.append(Problem(match["file"], f"{match['message']} [ansible-lint {match['rule']}]",
-                                    int(match["line"])))
+            problems.append(
+                Problem(match["file"], f"{match['message']} [ansible-lint {match['rule']}]", int(match["line"]))
+            )
     if not problems:
         tail = (completed.stderr or completed.stdout).strip().splitlines()[-3:]
         problems.append(Problem(piece.display_path, "ansible-lint failed: " + " | ".join(tail)))
@@ -69,13 +84,21 @@ ROLE_CHECKS = [
 
 def playbook_syntax(piece: Piece, context: Context) -> Result:
     binary = Path(sys.executable).parent / "ansible-playbook"
-    completed = subprocess.run([str(binary), "--syntax-check", "-i", "localhost,", str(piece.path)],
-                               cwd=paths.root(), env=ansible_env.environment(), capture_output=True, text=True,
-                               check=False)
+    completed = subprocess.run(
+        [str(binary), "--syntax-check", "-i", "localhost,", str(piece.path)],
+        cwd=paths.root(),
+        env=ansible_env.environment(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if completed.returncode == 0:
         return from_problems("syntax", [])
-    message = " ".join(line.strip() for line in (completed.stderr or completed.stdout).splitlines()
-                       if line.strip() and not line.startswith("[WARNING]"))[:400]
+    message = " ".join(
+        line.strip()
+        for line in (completed.stderr or completed.stdout).splitlines()
+        if line.strip() and not line.startswith("[WARNING]")
+    )[:400]
     return from_problems("syntax", [Problem(piece.display_path, f"ansible-playbook --syntax-check: {message}")])
 
 

@@ -18,17 +18,24 @@ def hadolint(piece: Piece, context: Context) -> Result:
     binary = Path(sys.executable).parent / "hadolint"
     if not binary.exists():
         return not_run("hadolint", "hadolint is not installed in this environment (scripts/setup.sh)")
-    completed = subprocess.run([str(binary), "--format", "json", str(piece.path)], capture_output=True,
-                               text=True, check=False)
+    completed = subprocess.run(
+        [str(binary), "--format", "json", str(piece.path)], capture_output=True, text=True, check=False
+    )
     findings = json.loads(completed.stdout or "[]")
-    return from_problems("hadolint", [Problem(paths.relative(Path(f["file"])), f"{f['message']} [hadolint {f['code']}]",
-                                              f.get("line")) for f in findings])
+    return from_problems(
+        "hadolint",
+        [
+            Problem(paths.relative(Path(f["file"])), f"{f['message']} [hadolint {f['code']}]", f.get("line"))
+            for f in findings
+        ],
+    )
 
 
 def kubernetes_validate(piece: Piece, context: Context) -> Result:
     binary = Path(sys.executable).parent / "kubernetes-validate"
-    completed = subprocess.run([str(binary), "--strict", "--quiet", str(piece.path)], capture_output=True,
-                               text=True, check=False)
+    completed = subprocess.run(
+        [str(binary), "--strict", "--quiet", str(piece.path)], capture_output=True, text=True, check=False
+    )
     if completed.returncode == 0:
         return from_problems("kubernetes-validate", [])
     message = (completed.stdout + completed.stderr).strip().replace("\n", " | ")[:500]
@@ -36,8 +43,10 @@ def kubernetes_validate(piece: Piece, context: Context) -> Result:
 
 
 IMAGE_CHECKS = [("hadolint", hadolint)]
-MANIFEST_CHECKS = [("yamllint", lambda piece, context: check_files(piece.path)),
-                   ("kubernetes-validate", kubernetes_validate)]
+MANIFEST_CHECKS = [
+    ("yamllint", lambda piece, context: check_files(piece.path)),
+    ("kubernetes-validate", kubernetes_validate),
+]
 
 
 def base_image_current(piece: Piece, context: Context) -> Result:
@@ -51,11 +60,20 @@ def base_image_current(piece: Piece, context: Context) -> Result:
     if labels is None:
         if not image.default:
             return not_run("bootstrapped", f"{image.tag} is opt-in and not present here")
-        return from_problems("bootstrapped", [Problem(piece.display_path, f"{image.tag} is not present; run "
-                                                      f"`primage images base {image.tag}`")])
+        return from_problems(
+            "bootstrapped",
+            [Problem(piece.display_path, f"{image.tag} is not present; run `primage images base {image.tag}`")],
+        )
     if labels.get(engine.RECIPE_LABEL) != image.recipe_hash(engine.extra_ca_certificates()):
-        return from_problems("bootstrapped", [Problem(piece.display_path, f"{image.tag} was built from another "
-                                                      f"recipe; run `primage images base --force {image.tag}`")])
+        return from_problems(
+            "bootstrapped",
+            [
+                Problem(
+                    piece.display_path,
+                    f"{image.tag} was built from another recipe; run `primage images base --force {image.tag}`",
+                )
+            ],
+        )
     return from_problems("bootstrapped", [])
 
 

@@ -10,8 +10,10 @@ from .yaml_lint import check_files
 
 DEFAULT_MAIN = "kubernetes"
 DEFAULT_IMAGES = "debian13"
-CHECK_IMAGE = {"front": {"disk.0.image.url": "ost://cloud.example.org/primage-check-image"},
-               "wn": {"disk.0.image.url": "ost://cloud.example.org/primage-check-image"}}
+CHECK_IMAGE = {
+    "front": {"disk.0.image.url": "ost://cloud.example.org/primage-check-image"},
+    "wn": {"disk.0.image.url": "ost://cloud.example.org/primage-check-image"},
+}
 
 
 def _merge(*feature_sets: dict[str, dict]) -> dict[str, dict]:
@@ -51,11 +53,20 @@ def ec3_compose_template(piece: Piece, context: Context) -> Result:
     templates = radl.expand(names, extra)
     missing = radl.missing_features(templates, CHECK_IMAGE)
     # A template alone cannot know the values its users give: fill what it reads with placeholders.
-    filled = _merge(radl.throwaway_secrets(missing),
-                    {system: {feature: "primage-check-placeholder"} for system, feature, _ in missing
-                     if not radl.SECRET_FEATURE.search(feature)})
-    composition = radl.compose(names, _merge(CHECK_IMAGE, filled), piece.display_path,
-                               extra_templates=[piece.path] if extra else None)
+    filled = _merge(
+        radl.throwaway_secrets(missing),
+        {
+            system: {feature: "primage-check-placeholder"}
+            for system, feature, _ in missing
+            if not radl.SECRET_FEATURE.search(feature)
+        },
+    )
+    composition = radl.compose(
+        names,
+        _merge(CHECK_IMAGE, filled),
+        piece.display_path,
+        extra_templates=[piece.path] if extra else None,
+    )
     context["composition"] = composition
     return from_problems("ec3-compose", composition.problems)
 
@@ -79,25 +90,49 @@ def composition_features(piece: Piece, context: Context) -> Result:
     data, lines = yamlio.load_file(piece.path)
     problems: list[Problem] = []
     if not isinstance(data, dict) or not isinstance(data.get("templates"), list) or not data["templates"]:
-        return from_problems("features", [Problem(piece.display_path, "expected 'templates': a list of RADL "
-                                                  "template names, in the order of `ec3 launch`", 1, "templates")])
+        return from_problems(
+            "features",
+            [
+                Problem(
+                    piece.display_path,
+                    "expected 'templates': a list of RADL template names, in the order of `ec3 launch`",
+                    1,
+                    "templates",
+                )
+            ],
+        )
     features = data.get("features") or {}
     if not isinstance(features, dict) or not all(isinstance(v, dict) for v in features.values()):
-        return from_problems("features", [Problem(piece.display_path, "'features' maps a system name to its "
-                                                  "features (name: value)", lines.line_of("features"),
-                                                  "features")])
+        return from_problems(
+            "features",
+            [
+                Problem(
+                    piece.display_path,
+                    "'features' maps a system name to its features (name: value)",
+                    lines.line_of("features"),
+                    "features",
+                )
+            ],
+        )
     try:
         templates = radl.expand([str(n) for n in data["templates"]])
     except Exception as exc:  # unknown template name
-        return from_problems("features", [Problem(piece.display_path, str(exc), lines.line_of("templates"),
-                                                  "templates")])
+        return from_problems(
+            "features", [Problem(piece.display_path, str(exc), lines.line_of("templates"), "templates")]
+        )
     missing = radl.missing_features(templates, features)
     secrets = radl.throwaway_secrets(missing)
     for system, feature, owner in missing:
         if feature not in secrets.get(system, {}):
-            problems.append(Problem(piece.display_path, f"{owner}.radl reads /system/{system}/{feature}, which no "
-                                    "template of the composition defines; set it under 'features'",
-                                    lines.line_of("features"), feature))
+            problems.append(
+                Problem(
+                    piece.display_path,
+                    f"{owner}.radl reads /system/{system}/{feature}, which no "
+                    "template of the composition defines; set it under 'features'",
+                    lines.line_of("features"),
+                    feature,
+                )
+            )
     if not problems:
         context["names"] = [str(n) for n in data["templates"]]
         context["features"] = _merge(features, secrets)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from . import Check, NOT_RUN, Result
-from . import ansible_checks, image_checks, radl_checks, tosca_checks
+from . import NOT_RUN, Check, Result, ansible_checks, image_checks, radl_checks, tosca_checks
 
 
 def _unknown(piece, context) -> Result:

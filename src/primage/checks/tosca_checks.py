@@ -76,8 +76,10 @@ def _quiet(*logger_names: str):
             logging.getLogger(name).propagate = propagate
 
 
-_QUOTED_NODE = re.compile(r'template "([^"]+)"|node template "?([\w-]+)"?|"([\w-]+)" of type|'
-                          r'in template "([^"]+)"')
+_QUOTED_NODE = re.compile(
+    r'template "([^"]+)"|node template "?([\w-]+)"?|"([\w-]+)" of type|'
+    r'in template "([^"]+)"'
+)
 _QUOTED_INPUT = re.compile(r'(?:input|parameter) "?([\w-]+)"?')
 
 
@@ -151,8 +153,11 @@ def im_translate(piece: Piece, context: Context) -> Result:
     if missing:
         if piece.kind == "tosca-template" and context.get("has_cases"):
             context["im_not_applicable"] = True
-            return Result("im-translate", NOT_APPLICABLE,
-                          reason=f"needs values for {', '.join(missing)}: its input cases run it")
+            return Result(
+                "im-translate",
+                NOT_APPLICABLE,
+                reason=f"needs values for {', '.join(missing)}: its input cases run it",
+            )
         return not_run("im-translate", f"required inputs without a value: {', '.join(missing)} (give -i FILE)")
     from IM.tosca.Tosca import Tosca
 
@@ -201,9 +206,11 @@ def types_check(piece: Piece, context: Context) -> Result:
     from toscaparser.tosca_template import ToscaTemplate
 
     data, _ = yamlio.load_file(piece.path)
-    document = {"tosca_definitions_version": data.get("tosca_definitions_version"),
-                "imports": [str(piece.path)],
-                "topology_template": {"node_templates": {}}}
+    document = {
+        "tosca_definitions_version": data.get("tosca_definitions_version"),
+        "imports": [str(piece.path)],
+        "topology_template": {"node_templates": {}},
+    }
     with _quiet("tosca"):
         try:
             ToscaTemplate(yaml_dict_tpl=yaml.safe_load(yaml.safe_dump(document)), a_file=False)

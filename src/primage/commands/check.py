@@ -17,14 +17,32 @@ from ..checks.registry import checks_for
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
-        "check", help="validate templates, input cases, roles and images with the real tools",
-        description=__doc__.split("\n\n")[1].replace("\n", " "))
-    parser.add_argument("selectors", nargs="*", metavar="PIECE",
-                        help="piece name, kind (e.g. tosca-case) or any template file; default: everything")
-    parser.add_argument("-i", "--inputs", action="append", default=[], metavar="FILE",
-                        help="input values for the TOSCA templates given (YAML mapping; repeatable)")
-    parser.add_argument("--set", dest="set_options", action="append", default=[], metavar="NAME=VALUE",
-                        help="one input value (not for secrets: use -i with a private file)")
+        "check",
+        help="validate templates, input cases, roles and images with the real tools",
+        description=__doc__.split("\n\n")[1].replace("\n", " "),
+    )
+    parser.add_argument(
+        "selectors",
+        nargs="*",
+        metavar="PIECE",
+        help="piece name, kind (e.g. tosca-case) or any template file; default: everything",
+    )
+    parser.add_argument(
+        "-i",
+        "--inputs",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="input values for the TOSCA templates given (YAML mapping; repeatable)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="set_options",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="one input value (not for secrets: use -i with a private file)",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     return parser
 
@@ -41,8 +59,9 @@ def run(args) -> int:
             print(f"checking {piece.kind} {piece.name}", file=sys.stderr, flush=True)
         reports.append(checks.run_checks(piece, checks_for(piece.kind), options))
     if args.json:
-        print(json.dumps({"failed": any(r.failed for r in reports), "pieces": [r.as_dict() for r in reports]},
-                         indent=2))
+        print(
+            json.dumps({"failed": any(r.failed for r in reports), "pieces": [r.as_dict() for r in reports]}, indent=2)
+        )
     else:
         print(render_table(reports))
     return 1 if any(r.failed for r in reports) else 0
@@ -57,8 +76,7 @@ def render_table(reports: list[PieceReport]) -> str:
     rows = []
     for piece_report in reports:
         by_name = {r.check: r.status for r in piece_report.results}
-        rows.append([piece_report.piece.name, piece_report.piece.kind,
-                     *[by_name.get(name, "") for name in names]])
+        rows.append([piece_report.piece.name, piece_report.piece.kind, *[by_name.get(name, "") for name in names]])
     lines = [report.table(["piece", "kind", *names], rows)]
     details = []
     for piece_report in reports:

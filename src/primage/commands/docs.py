@@ -10,10 +10,12 @@ from .. import docs, paths
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
-        "docs", help="regenerate the README sections generated from templates and role specs",
+        "docs",
+        help="regenerate the README sections generated from templates and role specs",
         description="Rewrite the template reference of README.md (inputs and outputs of every TOSCA "
-                    "template, every RADL template) and each role README's options section (from "
-                    "meta/argument_specs.yml). With --check, change nothing and exit 1 if one is out of date.")
+        "template, every RADL template) and each role README's options section (from "
+        "meta/argument_specs.yml). With --check, change nothing and exit 1 if one is out of date.",
+    )
     parser.add_argument("--check", action="store_true", help="only report what is out of date")
     return parser
 
@@ -22,8 +24,10 @@ def run(args) -> int:
     stale = docs.stale_documents()
     for path, text in stale.items():
         if not text:
-            print(f"{paths.relative(path)}: no generated section markers (copy them from a neighbour)",
-                  file=sys.stderr)
+            print(
+                f"{paths.relative(path)}: no generated section markers (copy them from a neighbour)",
+                file=sys.stderr,
+            )
         elif args.check:
             print(f"{paths.relative(path)}: out of date (run `primage docs`)", file=sys.stderr)
         else:

@@ -7,8 +7,10 @@ from .. import ansible_env
 
 def add_parser(subparsers):
     return subparsers.add_parser(
-        "env", help="print shell exports for running ansible/molecule by hand",
-        description="Print `export` lines; use as: eval \"$(primage env)\".")
+        "env",
+        help="print shell exports for running ansible/molecule by hand",
+        description='Print `export` lines; use as: eval "$(primage env)".',
+    )
 
 
 def run(args) -> int:

@@ -19,16 +19,34 @@ from ..errors import PrimageError, UsageError
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
-        "render", help="apply inputs and write an upload-ready TOSCA template",
-        description=__doc__.split("\n\n", 1)[1].replace("\n", " "))
+        "render",
+        help="apply inputs and write an upload-ready TOSCA template",
+        description=__doc__.split("\n\n", 1)[1].replace("\n", " "),
+    )
     parser.add_argument("template", metavar="TEMPLATE", help="template name (see `primage list`) or file")
-    parser.add_argument("-i", "--inputs", action="append", default=[], metavar="FILE",
-                        help="YAML mapping of input values (repeatable; later files win)")
-    parser.add_argument("--set", dest="set_options", action="append", default=[], metavar="NAME=VALUE",
-                        help="one input value, parsed as YAML (not for secrets)")
+    parser.add_argument(
+        "-i",
+        "--inputs",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="YAML mapping of input values (repeatable; later files win)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="set_options",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="one input value, parsed as YAML (not for secrets)",
+    )
     parser.add_argument("-o", "--output", metavar="OUT", help="file to write (default: standard output)")
-    parser.add_argument("--artifacts", choices=tosca.ARTIFACT_MODES, default="release",
-                        help="where imports and playbooks point: the pinned release (default) or this checkout")
+    parser.add_argument(
+        "--artifacts",
+        choices=tosca.ARTIFACT_MODES,
+        default="release",
+        help="where imports and playbooks point: the pinned release (default) or this checkout",
+    )
     return parser
 
 
@@ -61,7 +79,9 @@ def run(args) -> int:
             print(f"wrote {paths.relative(output)}", file=sys.stderr)
         return 0
     if secret_names:
-        raise PrimageError(f"the rendered template holds the secret {', '.join(secret_names)}; write it to a "
-                           "private file with -o FILE instead of standard output")
+        raise PrimageError(
+            f"the rendered template holds the secret {', '.join(secret_names)}; write it to a "
+            "private file with -o FILE instead of standard output"
+        )
     sys.stdout.write(text)
     return 0

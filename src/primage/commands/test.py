@@ -15,15 +15,25 @@ from .. import molecule, report
 
 
 def add_parser(subparsers):
-    parser = subparsers.add_parser("test", help="run test suites of the pieces (Molecule for roles)",
-                                   description="Run the test suites that are not plain checks.")
+    parser = subparsers.add_parser(
+        "test",
+        help="run test suites of the pieces (Molecule for roles)",
+        description="Run the test suites that are not plain checks.",
+    )
     suites = parser.add_subparsers(dest="suite", metavar="SUITE")
     suites.required = True
-    roles_parser = suites.add_parser("roles", help="Molecule matrix: role x platform x stage",
-                                     description=__doc__.split("\n\n")[1].replace("\n", " "))
+    roles_parser = suites.add_parser(
+        "roles",
+        help="Molecule matrix: role x platform x stage",
+        description=__doc__.split("\n\n")[1].replace("\n", " "),
+    )
     roles_parser.add_argument("roles", nargs="*", metavar="ROLE", help="roles to test (default: all)")
-    roles_parser.add_argument("--platform", action="append", metavar="IMAGE",
-                              help="platform image, e.g. debian:trixie (repeatable; default: all declared)")
+    roles_parser.add_argument(
+        "--platform",
+        action="append",
+        metavar="IMAGE",
+        help="platform image, e.g. debian:trixie (repeatable; default: all declared)",
+    )
     roles_parser.add_argument("--jobs", type=int, default=2, help="runs at once (default: 2)")
     roles_parser.add_argument("--keep", action="store_true", help="do not destroy the instances at the end")
     roles_parser.add_argument("--json", action="store_true", help="print the results as JSON")
