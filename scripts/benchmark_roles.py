@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 BUDGET_SECONDS = 15 * 60
-STAGES = ("create", "prepare", "converge", "idempotence", "side_effect", "verify", "destroy")
+STAGES = ("create", "converge", "idempotence", "side_effect", "verify", "destroy")
 
 
 def main() -> int:

@@ -1,8 +1,8 @@
 """The Molecule matrix: every role's scenario on every platform, stage by stage.
 
-Each (role, platform) runs `molecule create, prepare, converge, idempotence, side-effect,
-verify, destroy` one stage at a time, so the result is a table of role by platform by stage
-(a scenario without prepare.yml or side_effect.yml shows `skip` there).
+Each (role, platform) runs `molecule create (with prepare), converge, idempotence,
+side-effect, verify, destroy` one stage at a time, so the result is a table of role by
+platform by stage (a scenario without side_effect.yml shows `skip` there).
 The platform image comes from MOLECULE_IMAGE (the scenarios read it); each run gets its
 own ephemeral directory, so runs of different roles and platforms can go in parallel.
 A platform whose image is not present is reported as not run, with the reason.
@@ -10,6 +10,7 @@ A platform whose image is not present is reported as not run, with the reason.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import threading
@@ -20,7 +21,8 @@ from pathlib import Path
 
 from . import ansible_env, engine, paths, roles
 
-STAGES = ("create", "prepare", "converge", "idempotence", "side_effect", "verify", "destroy")
+# `molecule create` runs the scenario's prepare playbook too.
+STAGES = ("create", "converge", "idempotence", "side_effect", "verify", "destroy")
 OK, FAILED, SKIPPED, NOT_RUN = "ok", "FAIL", "skip", "not run"
 _print_lock = threading.Lock()
 
@@ -92,8 +94,8 @@ def environment(run: Run) -> dict[str, str]:
     return env
 
 
-def _stage_skipped(output: str) -> bool:
-    return "Skipping" in output and ("not configured" in output or "Missing playbook" in output)
+def _stage_skipped(stage: str, output: str) -> bool:
+    return bool(re.search(rf"> {stage}: Executed: Missing playbook", output))
 
 
 def run_one(run: Run, logs: Path, keep: bool = False) -> Run:
@@ -132,7 +134,7 @@ def run_one(run: Run, logs: Path, keep: bool = False) -> Run:
             tail = "\n".join(f"    {line}" for line in output.strip().splitlines()[-15:])
             say(f"{prefix} {stage} FAILED after {seconds:.0f} s; log {paths.relative(log)}:\n{tail}")
         else:
-            status = SKIPPED if _stage_skipped(output) else OK
+            status = SKIPPED if _stage_skipped(stage, output) else OK
             say(f"{prefix} {stage} {status} ({seconds:.0f} s)")
         run.stages.append(StageResult(stage, status, seconds, log))
     return run

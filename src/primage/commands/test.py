@@ -1,6 +1,6 @@
 """`primage test roles [ROLE ...]`: the Molecule matrix of the collection's roles.
 
-Runs each role's scenario on each platform stage by stage (create, prepare, converge,
+Runs each role's scenario on each platform stage by stage (create with prepare, converge,
 idempotence, side-effect, verify, destroy) with progress, then prints a table of role by platform by
 stage. Platforms default to every base image of containers/base/images.yml; one whose
 image is not present is reported as not run, never as passed. Exit 1 if any stage failed.

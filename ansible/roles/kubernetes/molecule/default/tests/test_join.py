@@ -42,17 +42,23 @@ def test_join_config_node_registration(join_config, worker):
     assert registration["criSocket"] == "unix:///run/containerd/containerd.sock"
 
 
-def test_worker_joined_once_with_the_right_ca(worker, control_plane):
+def test_worker_joined_once_per_membership_with_the_right_ca(worker, control_plane):
+    # One join for the first converge, and one more after each removal (side_effect.yml
+    # removes the worker and adds it back); idempotence must never re-join.
     events = worker.file("/var/lib/kubeadm-stub/events.log").content_string.splitlines()
     joins = [line for line in events if line.startswith("join ")]
-    assert len(joins) == 1
+    resets = [line for line in events if line.startswith("reset ")]
+    assert len(joins) == 1 + len(resets)
     assert not [line for line in events if line.startswith("FAILED")]
     ca_pem = control_plane.file("/etc/kubernetes/pki/ca.crt").content_string
-    assert joins[0].endswith(f"ca={ca_public_key_hash(ca_pem)}")
+    assert all(join.endswith(f"ca={ca_public_key_hash(ca_pem)}") for join in joins)
     assert worker.file("/etc/kubernetes/pki/ca.crt").content_string == ca_pem
     assert worker.file("/etc/kubernetes/kubelet.conf").mode == 0o600
 
 
-def test_one_token_was_created_for_the_one_worker(control_plane):
-    events = control_plane.file("/var/lib/kubeadm-stub/events.log").content_string.splitlines()
-    assert len([line for line in events if line.startswith("token create")]) == 1
+def test_one_token_was_created_per_join(worker, control_plane):
+    created = control_plane.file("/var/lib/kubeadm-stub/events.log").content_string.splitlines()
+    joined = worker.file("/var/lib/kubeadm-stub/events.log").content_string.splitlines()
+    tokens = [line for line in created if line.startswith("token create")]
+    assert tokens
+    assert len(tokens) == len([line for line in joined if line.startswith("join ")])
