@@ -23,4 +23,6 @@ def test_signing_key_is_the_mirror_key(node):
 def test_no_unsigned_or_trusted_override(node):
     sources = node.check_output("cat /etc/apt/sources.list.d/*.sources")
     assert "Trusted: yes" not in sources
-    assert "trusted=yes" not in node.check_output("cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null || true")
+    assert "trusted=yes" not in node.check_output(
+        "cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null || true"
+    )

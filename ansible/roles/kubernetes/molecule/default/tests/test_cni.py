@@ -6,7 +6,8 @@ def test_pinned_flannel_manifest_applied(control_plane, defaults):
     assert pinned.startswith("https://github.com/flannel-io/flannel/releases/download/v")
     applied = control_plane.file("/var/lib/kubectl-stub/applied.log").content_string.splitlines()
     # converge and idempotence each apply it once; the second apply changes nothing.
-    assert applied and set(applied) == {pinned}
+    assert applied
+    assert set(applied) == {pinned}
 
 
 def test_cni_applied_with_the_admin_kubeconfig(control_plane, defaults):

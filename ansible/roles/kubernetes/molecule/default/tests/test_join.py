@@ -10,8 +10,9 @@ from cryptography.hazmat.primitives import serialization
 def ca_public_key_hash(pem: str) -> str:
     """sha256 of the CA's DER SubjectPublicKeyInfo, computed here, independently of the role."""
     certificate = x509.load_pem_x509_certificate(pem.encode())
-    der = certificate.public_key().public_bytes(serialization.Encoding.DER,
-                                                serialization.PublicFormat.SubjectPublicKeyInfo)
+    der = certificate.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return "sha256:" + hashlib.sha256(der).hexdigest()
 
 

@@ -16,14 +16,18 @@ def real_kubeadm() -> str:
     """The real kubeadm named by PRIMAGE_KUBEADM; fails the calling test (never skips) without it."""
     path = os.environ.get("PRIMAGE_KUBEADM", "")
     if not path:
-        pytest.fail("PRIMAGE_KUBEADM is not set: it must name the real kubeadm v1.36.3 binary "
-                    "(e.g. .cache/kube-tools/v1.36.3/bin/kubeadm) that validates the rendered configs")
+        pytest.fail(
+            "PRIMAGE_KUBEADM is not set: it must name the real kubeadm v1.36.3 binary "
+            "(e.g. .cache/kube-tools/v1.36.3/bin/kubeadm) that validates the rendered configs"
+        )
     if not (os.path.isfile(path) and os.access(path, os.X_OK)):
         pytest.fail(f"PRIMAGE_KUBEADM={path} is not an executable file: build the real kubeadm v1.36.3 first")
     version = subprocess.run([path, "version", "-o", "short"], capture_output=True, text=True, check=False)
     if version.stdout.strip() != "v1.36.3":
-        pytest.fail(f"PRIMAGE_KUBEADM={path} is not kubeadm v1.36.3 (it says {version.stdout.strip()!r} "
-                    f"{version.stderr.strip()!r})")
+        pytest.fail(
+            f"PRIMAGE_KUBEADM={path} is not kubeadm v1.36.3 (it says {version.stdout.strip()!r} "
+            f"{version.stderr.strip()!r})"
+        )
     return path
 
 
@@ -31,8 +35,9 @@ def validate(kubeadm: str, text: str, directory: Path) -> subprocess.CompletedPr
     config = directory / "kubeadm.yaml"
     config.touch(mode=0o600)
     config.write_text(text, encoding="utf-8")
-    return subprocess.run([kubeadm, "config", "validate", "--config", str(config)],
-                          capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [kubeadm, "config", "validate", "--config", str(config)], capture_output=True, text=True, check=False
+    )
 
 
 def test_init_and_cluster_configuration_validate(control_plane, tmp_path):
@@ -55,8 +60,9 @@ def test_containerd_pause_image_is_the_one_kubeadm_expects(control_plane, node, 
     """kubeadm's image list for the rendered config names the sandbox image containerd is given."""
     config = tmp_path / "kubeadm.yaml"
     config.write_text(control_plane.file("/etc/kubernetes/kubeadm/kubeadm-init.yaml").content_string, encoding="utf-8")
-    result = subprocess.run([kubeadm, "config", "images", "list", "--config", str(config)],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [kubeadm, "config", "images", "list", "--config", str(config)], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stderr
     pause = [image for image in result.stdout.split() if "/pause:" in image]
     assert len(pause) == 1

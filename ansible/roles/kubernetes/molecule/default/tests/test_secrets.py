@@ -15,7 +15,7 @@ def token(join_config) -> str:
     return join_config["discovery"]["bootstrapToken"]["token"]
 
 
-@pytest.fixture()
+@pytest.fixture
 def pattern_on(token):
     """Put the token into a root-only file in a node with `docker cp`, so that no command line carries it."""
     placed = []
@@ -41,7 +41,8 @@ def pattern_on(token):
 def world_readable_files_with(host, pattern: str) -> list[str]:
     result = host.run(
         f"find {SEARCH_ROOTS} -xdev -type f -perm -o+r ! -path {pattern} -print0 2>/dev/null"
-        f" | xargs -0 -r grep -lsF -f {pattern}")
+        f" | xargs -0 -r grep -lsF -f {pattern}"
+    )
     return result.stdout.split()
 
 

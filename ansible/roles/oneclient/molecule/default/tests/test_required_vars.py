@@ -6,6 +6,7 @@ import os
 import subprocess
 
 import pytest
+
 from conftest import ENV_FILE, SCENARIO
 
 MALFORMED = "not a token\nONECLIENT_INSECURE=1"

@@ -40,9 +40,7 @@ def test_token_reaches_the_mount_process_through_its_environment(host, token):
 
 def test_token_on_no_command_line(host, token):
     assert wait_for(lambda: main_pid(host), timeout=20)
-    cmdlines = host.check_output(
-        "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < \"$f\" 2>/dev/null; echo; done"
-    )
+    cmdlines = host.check_output("for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < \"$f\" 2>/dev/null; echo; done")
     assert "/usr/bin/oneclient" in cmdlines or "bindfs" in cmdlines  # the mount process is there
     assert token not in cmdlines
 

@@ -15,9 +15,7 @@ def test_unit_takes_credentials_from_the_environment_file(host):
     unit = host.file(f"/etc/systemd/system/{UNIT}").content_string
     assert "EnvironmentFile=/etc/oneclient/default.env" in unit
     assert "ACCESS_TOKEN" not in unit
-    expected = (
-        '"/usr/bin/oneclient" "--foreground" "--opt" "allow_other" "--space=MedicalImaging" "/mnt/onedata"'
-    )
+    expected = '"/usr/bin/oneclient" "--foreground" "--opt" "allow_other" "--space=MedicalImaging" "/mnt/onedata"'
     assert f"ExecStart={expected}" in unit
 
 

@@ -61,8 +61,14 @@ def ownership(host, path: str) -> tuple[str, str, int]:
 
 def exec_stdin(container: str, script: str, data: str = "") -> subprocess.CompletedProcess:
     """Run a shell script in the instance with ``data`` on its standard input."""
-    return subprocess.run(["docker", "exec", "-i", container, "/bin/sh", "-c", script],
-                          input=data, text=True, capture_output=True, timeout=120, check=False)
+    return subprocess.run(
+        ["docker", "exec", "-i", container, "/bin/sh", "-c", script],
+        input=data,
+        text=True,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -87,17 +93,23 @@ def exported_ca() -> str:
 def client(host, container, exported_ca, user, registry) -> dict:
     """A client directory in the instance: a cert dir holding only the exported CA, a file
     with the password (0600, for grep -f), an empty auth file, and a logged-in auth file."""
-    setup = exec_stdin(container, f"umask 077 && mkdir -p {CLIENT}/certs && cat > {CLIENT}/certs/ca.crt "
-                       f"&& echo '{{}}' > {CLIENT}/anonymous.json", exported_ca)
+    setup = exec_stdin(
+        container,
+        f"umask 077 && mkdir -p {CLIENT}/certs && cat > {CLIENT}/certs/ca.crt && echo '{{}}' > {CLIENT}/anonymous.json",
+        exported_ca,
+    )
     assert setup.returncode == 0, setup.stderr
     saved = exec_stdin(container, f"umask 077 && cat > {CLIENT}/password", user["password"])
     assert saved.returncode == 0, saved.stderr
     token = base64.b64encode(f"{user['name']}:{user['password']}".encode()).decode()
-    header = exec_stdin(container, f"umask 077 && cat > {CLIENT}/basic-header",
-                        f"Authorization: Basic {token}\n")
+    header = exec_stdin(container, f"umask 077 && cat > {CLIENT}/basic-header", f"Authorization: Basic {token}\n")
     assert header.returncode == 0, header.stderr
-    login = exec_stdin(container, f"skopeo login --authfile {CLIENT}/auth.json --cert-dir {CLIENT}/certs "
-                       f"--username {user['name']} --password-stdin {registry}", user["password"])
+    login = exec_stdin(
+        container,
+        f"skopeo login --authfile {CLIENT}/auth.json --cert-dir {CLIENT}/certs "
+        f"--username {user['name']} --password-stdin {registry}",
+        user["password"],
+    )
     assert login.returncode == 0, login.stderr
     return {
         "dir": CLIENT,
@@ -109,7 +121,7 @@ def client(host, container, exported_ca, user, registry) -> dict:
     }
 
 
-BUILD_OCI = r'''
+BUILD_OCI = r"""
 import gzip, hashlib, io, json, os, sys, tarfile, time
 root = sys.argv[1]
 blobs = os.path.join(root, "blobs", "sha256")
@@ -138,7 +150,7 @@ with open(os.path.join(root, "oci-layout"), "w") as out:
 with open(os.path.join(root, "index.json"), "w") as out:
     json.dump({"schemaVersion": 2, "manifests": [manifest]}, out)
 print(json.dumps({"manifest": manifest["digest"], "layer": layer["digest"]}))
-'''
+"""
 
 
 @pytest.fixture(scope="module")

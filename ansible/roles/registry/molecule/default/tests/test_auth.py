@@ -7,8 +7,9 @@ from conftest import IMAGE_REPO, IMAGE_TAG, ownership, refused
 
 def _status(host, client, url, *curl_args):
     args = " ".join(["%s"] * len(curl_args))
-    out = host.check_output(f"curl -sS -o /dev/null -w '%%{{http_code}}' --cacert %s {args} %s",
-                            client["ca"], *curl_args, url)
+    out = host.check_output(
+        f"curl -sS -o /dev/null -w '%%{{http_code}}' --cacert %s {args} %s", client["ca"], *curl_args, url
+    )
     return out.strip()
 
 
@@ -18,15 +19,19 @@ def test_anonymous_requests_are_refused(host, client, registry, path):
 
 
 def test_challenge_is_basic_with_the_realm(host, client, registry, role_vars):
-    headers = host.check_output("curl -sS -o /dev/null -D - --cacert %s https://%s/v2/",
-                                client["ca"], registry)
+    headers = host.check_output("curl -sS -o /dev/null -D - --cacert %s https://%s/v2/", client["ca"], registry)
     assert f'Basic realm="{role_vars["registry_auth_realm"]}"' in headers
 
 
 def test_wrong_password_is_refused(host, client, registry, user):
     assert _status(host, client, f"https://{registry}/v2/", "-u", f"{user['name']}:not-the-password") == "401"
-    login = host.run("skopeo login --authfile %s/wrong.json --cert-dir %s -u %s -p not-the-password %s",
-                     client["dir"], client["certs"], user["name"], registry)
+    login = host.run(
+        "skopeo login --authfile %s/wrong.json --cert-dir %s -u %s -p not-the-password %s",
+        client["dir"],
+        client["certs"],
+        user["name"],
+        registry,
+    )
     assert login.rc != 0
     assert "invalid username/password" in login.stderr or refused(login.stderr), login.stderr
 
@@ -36,16 +41,26 @@ def test_unknown_user_is_refused(host, client, registry):
 
 
 def test_anonymous_push_is_refused(host, client, local_image, registry):
-    push = host.run("skopeo copy --dest-no-creds --dest-cert-dir %s oci:%s:%s docker://%s/%s:anonymous",
-                    client["certs"], local_image["path"], IMAGE_TAG, registry, IMAGE_REPO)
+    push = host.run(
+        "skopeo copy --dest-no-creds --dest-cert-dir %s oci:%s:%s docker://%s/%s:anonymous",
+        client["certs"],
+        local_image["path"],
+        IMAGE_TAG,
+        registry,
+        IMAGE_REPO,
+    )
     assert push.rc != 0
     assert refused(push.stderr), push.stderr
 
 
 def test_valid_credentials_are_accepted(host, client, registry):
     # The password goes through a 0600 netrc-style header file, not the command line.
-    ok = host.run("curl -sS -o /dev/null -w '%%{http_code}' --cacert %s -H @%s/basic-header https://%s/v2/",
-                  client["ca"], client["dir"], registry)
+    ok = host.run(
+        "curl -sS -o /dev/null -w '%%{http_code}' --cacert %s -H @%s/basic-header https://%s/v2/",
+        client["ca"],
+        client["dir"],
+        registry,
+    )
     assert ok.stdout.strip() == "200", ok.stderr
 
 

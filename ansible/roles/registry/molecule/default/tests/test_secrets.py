@@ -2,14 +2,15 @@
 
 from conftest import ownership
 
-SEARCH = ("find / \\( -path /proc -o -path /sys -o -path /dev -o -path %s \\) -prune -o "
-          "-type f -perm -o+r -size -64M -print0 | xargs -0 -r grep -lF -f %s")
+SEARCH = (
+    "find / \\( -path /proc -o -path /sys -o -path /dev -o -path %s \\) -prune -o "
+    "-type f -perm -o+r -size -64M -print0 | xargs -0 -r grep -lF -f %s"
+)
 
 
 def test_no_password_on_any_command_line(host, client, local_image):
     # Fixtures ran skopeo login and built the image; the registry runs. Scan every process.
-    result = host.run("cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' ' | grep -cF -f %s",
-                      client["password_file"])
+    result = host.run("cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' ' | grep -cF -f %s", client["password_file"])
     assert result.stdout.strip() == "0", "the password appears on a process command line"
 
 

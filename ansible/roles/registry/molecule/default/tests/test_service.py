@@ -24,8 +24,10 @@ def test_process_runs_as_the_service_user(host):
 
 
 def test_listens_on_the_configured_port(host, role_vars):
-    assert host.socket(f"tcp://0.0.0.0:{role_vars['registry_port']}").is_listening or \
-        host.socket(f"tcp://:::{role_vars['registry_port']}").is_listening
+    assert (
+        host.socket(f"tcp://0.0.0.0:{role_vars['registry_port']}").is_listening
+        or host.socket(f"tcp://:::{role_vars['registry_port']}").is_listening
+    )
 
 
 def test_config_values_rendered(host, role_vars):
@@ -36,10 +38,13 @@ def test_config_values_rendered(host, role_vars):
     assert config["storage"]["filesystem"]["rootdirectory"] == role_vars["registry_storage_dir"]
     assert config["storage"]["delete"]["enabled"] is role_vars["registry_delete_enabled"]
     assert config["http"]["addr"] == f"{role_vars['registry_listen_address']}:{role_vars['registry_port']}"
-    assert config["http"]["tls"] == {"certificate": "/etc/docker/registry/tls/registry.crt",
-                                     "key": "/etc/docker/registry/tls/registry.key"}
-    assert config["auth"] == {"htpasswd": {"realm": role_vars["registry_auth_realm"],
-                                           "path": role_vars["registry_htpasswd_path"]}}
+    assert config["http"]["tls"] == {
+        "certificate": "/etc/docker/registry/tls/registry.crt",
+        "key": "/etc/docker/registry/tls/registry.key",
+    }
+    assert config["auth"] == {
+        "htpasswd": {"realm": role_vars["registry_auth_realm"], "path": role_vars["registry_htpasswd_path"]}
+    }
     assert config["log"]["level"] == role_vars["registry_log_level"]
 
 
@@ -49,9 +54,13 @@ def test_storage_dir_owned_by_the_service_user(host, role_vars):
 
 
 def test_systemd_hardening_applied(host):
-    props = dict(line.split("=", 1) for line in host.check_output(
-        "systemctl show docker-registry -p NoNewPrivileges -p ProtectSystem -p ProtectHome -p PrivateTmp "
-        "-p Restart -p User -p EnvironmentFiles").splitlines())
+    props = dict(
+        line.split("=", 1)
+        for line in host.check_output(
+            "systemctl show docker-registry -p NoNewPrivileges -p ProtectSystem -p ProtectHome -p PrivateTmp "
+            "-p Restart -p User -p EnvironmentFiles"
+        ).splitlines()
+    )
     assert props["NoNewPrivileges"] == "yes"
     assert props["ProtectSystem"] == "full"
     assert props["ProtectHome"] == "yes"

@@ -26,25 +26,38 @@ def test_certificate_names(host, sans, hostname, role_vars):
 def test_served_certificate_is_the_generated_one(host, role_vars):
     served = host.check_output(
         "openssl s_client -connect 127.0.0.1:%s -servername localhost </dev/null 2>/dev/null"
-        " | openssl x509 -noout -fingerprint -sha256", role_vars["registry_port"])
+        " | openssl x509 -noout -fingerprint -sha256",
+        role_vars["registry_port"],
+    )
     on_disk = host.check_output("openssl x509 -in %s/registry.crt -noout -fingerprint -sha256", TLS_DIR)
     assert served == on_disk
 
 
-@pytest.mark.parametrize(("flag", "name"), [("-verify_hostname", "registry.primage.test"),
-                                            ("-verify_ip", "192.0.2.10"), ("-verify_hostname", "localhost")])
+@pytest.mark.parametrize(
+    ("flag", "name"),
+    [("-verify_hostname", "registry.primage.test"), ("-verify_ip", "192.0.2.10"), ("-verify_hostname", "localhost")],
+)
 def test_exported_ca_verifies_the_server(host, client, role_vars, flag, name):
     # Only the exported CA is trusted here (no system store), and the name is checked.
-    out = host.run("openssl s_client -connect 127.0.0.1:%s -verify_return_error -no-CApath -no-CAstore "
-                   "-CAfile %s %s %s </dev/null", role_vars["registry_port"], client["ca"], flag, name)
+    out = host.run(
+        "openssl s_client -connect 127.0.0.1:%s -verify_return_error -no-CApath -no-CAstore "
+        "-CAfile %s %s %s </dev/null",
+        role_vars["registry_port"],
+        client["ca"],
+        flag,
+        name,
+    )
     assert out.rc == 0, out.stdout + out.stderr
     assert "Verify return code: 0 (ok)" in out.stdout
 
 
 def test_other_names_do_not_verify(host, client, role_vars):
-    out = host.run("openssl s_client -connect 127.0.0.1:%s -verify_return_error -no-CApath -no-CAstore "
-                   "-CAfile %s -verify_hostname not-a-registry.example </dev/null",
-                   role_vars["registry_port"], client["ca"])
+    out = host.run(
+        "openssl s_client -connect 127.0.0.1:%s -verify_return_error -no-CApath -no-CAstore "
+        "-CAfile %s -verify_hostname not-a-registry.example </dev/null",
+        role_vars["registry_port"],
+        client["ca"],
+    )
     assert out.rc != 0
 
 
@@ -60,12 +73,15 @@ def test_plain_http_is_not_served(host, registry):
     assert out.stdout.strip() not in ("200", "401")
 
 
-@pytest.mark.parametrize(("name", "owner", "group", "mode"), [
-    ("registry.key", "root", "docker-registry", 0o640),
-    ("ca.key", "root", "root", 0o600),
-    ("registry.crt", "root", "root", 0o644),
-    ("ca.crt", "root", "root", 0o644),
-])
+@pytest.mark.parametrize(
+    ("name", "owner", "group", "mode"),
+    [
+        ("registry.key", "root", "docker-registry", 0o640),
+        ("ca.key", "root", "root", 0o600),
+        ("registry.crt", "root", "root", 0o644),
+        ("ca.crt", "root", "root", 0o644),
+    ],
+)
 def test_tls_file_permissions(host, name, owner, group, mode):
     assert ownership(host, f"{TLS_DIR}/{name}") == (owner, group, mode)
 
