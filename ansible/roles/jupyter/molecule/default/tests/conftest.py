@@ -1,0 +1,11 @@
+"""Verifier fixtures: the contract server's stored objects and request log (tests/support/kube_contract)."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.environ["PRIMAGE_ROOT"], "tests", "support"))
+
+from kube_contract.verify import contract_objects, contract_requests  # noqa: F401
+
+NAMESPACE = "jupyter"
+TOKEN_FILE = "/etc/primage/apps/jupyter/token"  # noqa: S105 - a path
