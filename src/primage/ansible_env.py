@@ -10,6 +10,7 @@ scenario, so what runs is always the working tree, and $HOME stays clean.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -56,6 +57,19 @@ def environment(base: dict[str, str] | None = None) -> dict[str, str]:
     env.setdefault("ANSIBLE_NOCOLOR", "true")
     env.setdefault("PY_COLORS", "0")
     return env
+
+
+def run_tool(tool: str, *args: str, capture: bool = True) -> subprocess.CompletedProcess:
+    """Run an Ansible tool of this environment (ansible-lint, ansible-playbook...) from the
+    repository root, with the working tree's collection on the collections path."""
+    return subprocess.run(
+        [str(Path(sys.executable).parent / tool), *args],
+        cwd=paths.root(),
+        env=environment(),
+        capture_output=capture,
+        text=True,
+        check=False,
+    )
 
 
 def shell_exports() -> str:

@@ -157,6 +157,13 @@ def parse_set_options(options: Iterable[str]) -> dict[str, InputValue]:
     return values
 
 
+def input_values(files: Iterable[str | Path], set_options: Iterable[str]) -> dict[str, InputValue]:
+    """Values from input files, then --set options (later ones win)."""
+    values = read_input_files(files)
+    values.update(parse_set_options(set_options))
+    return values
+
+
 _SCALAR_UNITS = {
     "scalar-unit.size": r"(B|kB|KB|KiB|MB|MiB|GB|GiB|TB|TiB)",
     "scalar-unit.time": r"(d|h|m|s|ms|us|ns)",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -40,24 +39,10 @@ def _split(problem: str) -> tuple[str, str, int]:
 
 
 def ansible_lint(piece: Piece, context: Context) -> Result:
-    binary = Path(sys.executable).parent / "ansible-lint"
-    if not binary.exists():
+    if not (Path(sys.executable).parent / "ansible-lint").exists():
         return not_run("ansible-lint", "ansible-lint is not installed in this environment (scripts/setup.sh)")
-    completed = subprocess.run(
-        [
-            str(binary),
-            "--config-file",
-            str(paths.root() / ".ansible-lint"),
-            "--nocolor",
-            "-f",
-            "pep8",
-            str(piece.path),
-        ],
-        cwd=paths.root(),
-        env=ansible_env.environment(),
-        capture_output=True,
-        text=True,
-        check=False,
+    completed = ansible_env.run_tool(
+        "ansible-lint", "--config-file", str(paths.root() / ".ansible-lint"), "--nocolor", "-f", "pep8", str(piece.path)
     )
     if completed.returncode == 0:
         return from_problems("ansible-lint", [])
@@ -83,15 +68,7 @@ ROLE_CHECKS = [
 
 
 def playbook_syntax(piece: Piece, context: Context) -> Result:
-    binary = Path(sys.executable).parent / "ansible-playbook"
-    completed = subprocess.run(
-        [str(binary), "--syntax-check", "-i", "localhost,", str(piece.path)],
-        cwd=paths.root(),
-        env=ansible_env.environment(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    completed = ansible_env.run_tool("ansible-playbook", "--syntax-check", "-i", "localhost,", str(piece.path))
     if completed.returncode == 0:
         return from_problems("syntax", [])
     message = " ".join(

@@ -37,8 +37,7 @@ def inputs(piece: Piece, context: Context) -> Result:
     input_files = list(context.get("input_files") or [])
     if piece.kind == "tosca-case":
         input_files.insert(0, piece.path)
-    values = tosca.read_input_files(input_files)
-    values.update(tosca.parse_set_options(context.get("set_options") or []))
+    values = tosca.input_values(input_files, context.get("set_options") or [])
     # Secrets never live in the repository's input cases: checks use a throwaway value.
     for name, definition in tpl.inputs.items():
         if tosca.is_secret(name) and name not in values and tosca.input_required(definition or {}):

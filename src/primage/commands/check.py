@@ -13,6 +13,7 @@ import sys
 from .. import checks, pieces, report
 from ..checks import NOT_RUN, PieceReport
 from ..checks.registry import checks_for
+from . import add_input_options
 
 
 def add_parser(subparsers):
@@ -27,22 +28,7 @@ def add_parser(subparsers):
         metavar="PIECE",
         help="piece name, kind (e.g. tosca-case) or any template file; default: everything",
     )
-    parser.add_argument(
-        "-i",
-        "--inputs",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="input values for the TOSCA templates given (YAML mapping; repeatable)",
-    )
-    parser.add_argument(
-        "--set",
-        dest="set_options",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="one input value (not for secrets: use -i with a private file)",
-    )
+    add_input_options(parser)
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     return parser
 

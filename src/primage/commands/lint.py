@@ -8,7 +8,6 @@ errors as file:line.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -28,13 +27,8 @@ def add_parser(subparsers):
 
 def lint_ansible(files: list[str]) -> int:
     targets = files or [str(paths.ansible_dir())]
-    command = [
-        str(Path(sys.executable).parent / "ansible-lint"),
-        "--config-file",
-        str(paths.root() / ".ansible-lint"),
-        *targets,
-    ]
-    return subprocess.run(command, cwd=paths.root(), env=ansible_env.environment(), check=False).returncode
+    config = str(paths.root() / ".ansible-lint")
+    return ansible_env.run_tool("ansible-lint", "--config-file", config, *targets, capture=False).returncode
 
 
 def jinja_problems(path: Path) -> list[str]:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .. import paths, pieces, tosca, yamlio
 from ..errors import PrimageError, UsageError
+from . import add_input_options
 
 
 def add_parser(subparsers):
@@ -24,22 +25,7 @@ def add_parser(subparsers):
         description=__doc__.split("\n\n", 1)[1].replace("\n", " "),
     )
     parser.add_argument("template", metavar="TEMPLATE", help="template name (see `primage list`) or file")
-    parser.add_argument(
-        "-i",
-        "--inputs",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="YAML mapping of input values (repeatable; later files win)",
-    )
-    parser.add_argument(
-        "--set",
-        dest="set_options",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="one input value, parsed as YAML (not for secrets)",
-    )
+    add_input_options(parser)
     parser.add_argument("-o", "--output", metavar="OUT", help="file to write (default: standard output)")
     parser.add_argument(
         "--artifacts",
@@ -63,8 +49,7 @@ def resolve_template(name: str) -> Path:
 
 def run(args) -> int:
     tpl = tosca.load(resolve_template(args.template))
-    values = tosca.read_input_files(args.inputs)
-    values.update(tosca.parse_set_options(args.set_options))
+    values = tosca.input_values(args.inputs, args.set_options)
     document = tosca.render(tpl, values, args.artifacts)
     text = f"# Rendered by primage from {tpl.display} ({args.artifacts} artifacts)\n---\n" + yamlio.dump(document)
     secret_names = tosca.secret_values(tpl, values)

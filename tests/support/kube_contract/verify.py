@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 HOME = "/opt/kube-contract"
 STATE_FILE = "/var/lib/kube-contract/objects.json"
@@ -86,6 +87,13 @@ def validate_schema(documents: dict[str, dict], workdir: Path, version: str = KU
     return subprocess.run(
         [str(tool), "--strict", "--kubernetes-version", version, *files], capture_output=True, text=True
     )
+
+
+def written_manifests(host, namespace: str) -> dict[str, dict]:
+    """The manifests the role left for inspection in /etc/primage/apps/<namespace>/, by file name."""
+    folder = f"/etc/primage/apps/{namespace}"
+    names = [n for n in host.check_output(f"ls {folder}").split() if n.endswith(".yaml")]
+    return {n: yaml.safe_load(host.file(f"{folder}/{n}").content_string) for n in names}
 
 
 def scan_secrets(host) -> dict:

@@ -1,9 +1,6 @@
 """Every stored object and every written manifest against the Kubernetes 1.36 schema, strictly."""
 
-import json
-
-import yaml
-from kube_contract.verify import validate_schema
+from kube_contract.verify import validate_schema, written_manifests
 
 from conftest import NAMESPACE
 
@@ -16,10 +13,7 @@ def test_stored_objects_are_valid_kubernetes_1_36(contract_objects, tmp_path):
 
 
 def test_written_manifests_are_valid_kubernetes_1_36(host, tmp_path):
-    folder = f"/etc/primage/apps/{NAMESPACE}"
-    names = host.check_output(f"ls {folder}").split()
-    assert len(names) == 5
-    documents = {n: yaml.safe_load(host.file(f"{folder}/{n}").content_string) for n in names}
+    documents = written_manifests(host, NAMESPACE)
+    assert len(documents) == 5
     result = validate_schema(documents, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert json.dumps(documents)
