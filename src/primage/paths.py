@@ -63,3 +63,17 @@ def relative(path: Path) -> str:
         return str(Path(path).resolve().relative_to(root()))
     except ValueError:
         return str(path)
+
+
+class RepositoryFile:
+    """Mixin for objects read from a file: its name and the path users should read."""
+
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    @property
+    def display(self) -> str:
+        return relative(self.path)

@@ -41,19 +41,11 @@ class Recipe:
 
 
 @dataclass
-class RadlTemplate:
+class RadlTemplate(paths.RepositoryFile):
     path: Path
     text: str
     kind: str = "?"
     recipes: list[Recipe] = field(default_factory=list)
-
-    @property
-    def name(self) -> str:
-        return self.path.stem
-
-    @property
-    def display(self) -> str:
-        return paths.relative(self.path)
 
     def includes(self) -> list[str]:
         return [name for match in _INCLUDE.finditer(self.text) for name in match.group(1).split()]

@@ -35,18 +35,10 @@ def is_secret(name: str) -> bool:
 
 
 @dataclass
-class Template:
+class Template(paths.RepositoryFile):
     path: Path
     data: dict
     lines: yamlio.LineIndex
-
-    @property
-    def name(self) -> str:
-        return self.path.stem
-
-    @property
-    def display(self) -> str:
-        return paths.relative(self.path)
 
     @property
     def inputs(self) -> dict[str, dict]:

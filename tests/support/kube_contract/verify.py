@@ -89,6 +89,12 @@ def validate_schema(documents: dict[str, dict], workdir: Path, version: str = KU
     )
 
 
+def assert_valid_kubernetes(documents: dict[str, dict], workdir: Path) -> None:
+    """Every document passes `kubernetes-validate --strict` for the pinned Kubernetes version."""
+    result = validate_schema(documents, workdir)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def written_manifests(host, namespace: str) -> dict[str, dict]:
     """The manifests the role left for inspection in /etc/primage/apps/<namespace>/, by file name."""
     folder = f"/etc/primage/apps/{namespace}"
