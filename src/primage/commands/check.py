@@ -53,17 +53,25 @@ def run(args) -> int:
     return 1 if any(r.failed for r in reports) else 0
 
 
-def render_table(reports: list[PieceReport]) -> str:
-    names = []
+def _kind_table(reports: list[PieceReport]) -> str:
+    names: list[str] = []
     for piece_report in reports:
-        for result in piece_report.results:
-            if result.check not in names:
-                names.append(result.check)
+        names.extend(r.check for r in piece_report.results if r.check not in names)
     rows = []
     for piece_report in reports:
         by_name = {r.check: r.status for r in piece_report.results}
-        rows.append([piece_report.piece.name, piece_report.piece.kind, *[by_name.get(name, "") for name in names]])
-    lines = [report.table(["piece", "kind", *names], rows)]
+        rows.append([piece_report.piece.name, *[by_name.get(name, "") for name in names]])
+    return report.table([reports[0].piece.kind, *names], rows)
+
+
+def render_table(reports: list[PieceReport]) -> str:
+    """One table per kind of piece (each kind has its own checks), then the problems."""
+    kinds: dict[str, list[PieceReport]] = {}
+    for piece_report in reports:
+        kinds.setdefault(piece_report.piece.kind, []).append(piece_report)
+    lines = []
+    for group in kinds.values():
+        lines += [_kind_table(group), ""]
     details = []
     for piece_report in reports:
         for result in piece_report.results:
@@ -72,8 +80,8 @@ def render_table(reports: list[PieceReport]) -> str:
             if result.status == NOT_RUN:
                 details.append(f"  {piece_report.piece.display_path}: {result.check} not run: {result.reason}")
     if details:
-        lines += ["", "problems:" if any(r.failed for r in reports) else "notes:", *details]
+        lines += ["problems:" if any(r.failed for r in reports) else "notes:", *details, ""]
     failed = sum(r.failed for r in reports)
     not_run = sum(1 for r in reports for x in r.results if x.status == NOT_RUN)
-    lines += ["", f"{len(reports)} pieces, {failed} failed, {not_run} checks not run"]
+    lines.append(f"{len(reports)} pieces, {failed} failed, {not_run} checks not run")
     return "\n".join(lines)
