@@ -20,7 +20,6 @@ from pathlib import Path
 
 import requests
 
-from . import paths
 from .errors import PrimageError
 
 # The two auth lines IM's REST API needs for local use: IM's own user and the Dummy cloud.
@@ -112,10 +111,6 @@ class LocalIM:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-def default_folder() -> Path:
-    return paths.cache_dir() / "im-server"
 
 
 def _serve(argv: list[str]) -> int:

@@ -28,11 +28,6 @@ class Release:
         """Base URL of the repository's files at the release tag (GitLab raw layout)."""
         return f"{self.repository}/-/raw/{self.tag}/"
 
-    @property
-    def collection_requirement(self) -> str:
-        """The ansible-galaxy requirement IM installs on nodes (`name,version`)."""
-        return f"git+{self.repository}.git#/ansible/,{self.tag}"
-
     def raw_url(self, relative_path: str) -> str:
         return self.raw_base + relative_path.lstrip("/")
 

@@ -15,7 +15,7 @@ import os
 import re
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -693,7 +693,6 @@ class InputCase:
     template: Path
     path: Path
     case: str
-    extra: list[Path] = field(default_factory=list)
 
     @property
     def name(self) -> str:

@@ -28,16 +28,6 @@ def lint_file(path: Path) -> list[Problem]:
     ]
 
 
-def lint_text(text: str, display: str, first_line: int = 1) -> list[Problem]:
-    """Lint YAML embedded in another file (e.g. a RADL recipe) and report lines in that file."""
-    from yamllint import linter
-
-    return [
-        Problem(display, f"{p.desc} [yamllint {p.rule or 'syntax'}]", p.line + first_line - 1)
-        for p in linter.run(text, _config())
-    ]
-
-
 def check_files(*files: Path) -> Result:
     problems: list[Problem] = []
     for path in files:
