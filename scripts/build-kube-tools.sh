@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Build the real Kubernetes command-line tools (kubeadm, kubectl) from source,
-# using only the Go module proxy.
+# Build the real Kubernetes commands (kubeadm, kubectl, and the server components the
+# harness's test cluster runs) from source, using only the Go module proxy.
 #
 # Usage: scripts/build-kube-tools.sh [VERSION]        (default v1.36.3)
 #
@@ -13,10 +13,11 @@
 # Nothing fetched is kept in the repository; sources come from GOPROXY and land
 # in the usual Go module and build caches (GOMODCACHE, GOCACHE).
 #
-# Output: ${PRIMAGE_CACHE:-<repo>/.cache}/kube-tools/VERSION/bin/{kubeadm,kubectl}
+# Output: ${PRIMAGE_CACHE:-~/.cache/primage}/kube-tools/VERSION/bin/<command>
 # Environment:
-#   PRIMAGE_CACHE     cache root (default: <repo>/.cache)
-#   KUBE_TOOLS        commands to build, space separated (default: "kubeadm kubectl")
+#   PRIMAGE_CACHE     cache root (default: ${XDG_CACHE_HOME:-~/.cache}/primage)
+#   KUBE_TOOLS        commands to build, space separated (default: "kubeadm kubectl"); also
+#                     kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy
 #   KUBE_TOOLS_FORCE  set to 1 to rebuild even if the binaries are up to date
 #   GOTOOLCHAIN       honoured as usual; if the Kubernetes go.mod needs a newer
 #                     Go than the installed one, export e.g. GOTOOLCHAIN=go1.27.3
@@ -34,8 +35,7 @@ PATCH="${BASH_REMATCH[2]}"
 PRERELEASE="${BASH_REMATCH[3]}"
 STAGING_VERSION="v0.${MINOR}.${PATCH}${PRERELEASE}"
 
-REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-CACHE_ROOT="${PRIMAGE_CACHE:-$REPO_ROOT/.cache}"
+CACHE_ROOT="${PRIMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/primage}"
 OUT_DIR="$CACHE_ROOT/kube-tools/$VERSION/bin"
 read -r -a TOOLS <<<"${KUBE_TOOLS:-kubeadm kubectl}"
 ((${#TOOLS[@]} > 0)) || die "KUBE_TOOLS is empty"
@@ -55,8 +55,8 @@ tool_version() {
 todo=()
 for tool in "${TOOLS[@]}"; do
     case "$tool" in
-        kubeadm | kubectl) ;;
-        *) die "unsupported tool '$tool' (supported: kubeadm kubectl)" ;;
+        kubeadm | kubectl | kube-apiserver | kube-controller-manager | kube-scheduler | kubelet | kube-proxy) ;;
+        *) die "unsupported tool '$tool' (supported: kubeadm kubectl kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)" ;;
     esac
     if [[ "${KUBE_TOOLS_FORCE:-0}" != 1 && -x "$OUT_DIR/$tool" ]] &&
         [[ "$(tool_version "$tool" "$OUT_DIR/$tool")" == "$VERSION" ]]; then
@@ -74,7 +74,7 @@ fi
 command -v go >/dev/null 2>&1 ||
     die "Go is not installed or not on PATH (need Go >= the 'go' line of k8s.io/kubernetes@$VERSION go.mod; 1.26 for v1.36)"
 log "using $(go version) (GOTOOLCHAIN=$(go env GOTOOLCHAIN), GOPROXY=$(go env GOPROXY))"
-export CGO_ENABLED=0 # upstream builds kubeadm and kubectl statically
+export CGO_ENABLED=0 # static, like upstream's kubeadm and kubectl (the servers need no cgo either)
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/build-kube-tools.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT

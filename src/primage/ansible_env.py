@@ -31,7 +31,7 @@ def collection_name() -> tuple[str, str]:
 def collections_path() -> Path:
     """An ANSIBLE_COLLECTIONS_PATH entry under which the working tree's collection is installed."""
     namespace, name = collection_name()
-    base = paths.cache_dir() / "collections"
+    base = paths.state_dir() / "collections"
     link = base / "ansible_collections" / namespace / name
     target = paths.ansible_dir()
     if link.is_symlink() and link.resolve() == target.resolve():

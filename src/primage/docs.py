@@ -1,7 +1,8 @@
 """Documentation generated from the pieces themselves, between marker lines in README files.
 
 The project README carries the reference of every TOSCA template (inputs and outputs) and
-every EC3 RADL template; each role README carries its options. `primage docs` rewrites
+every EC3 RADL template, and the list of the images of containers/; each role README carries
+its options. `primage docs` rewrites
 them; `primage docs --check` (run by the tests) fails when one is out of date.
 """
 
@@ -14,6 +15,8 @@ from . import paths, radl, roles, tosca
 
 TEMPLATES_BEGIN = "<!-- BEGIN TEMPLATE REFERENCE: generated from tosca/ and radl/ by `primage docs`; do not edit -->"
 TEMPLATES_END = "<!-- END TEMPLATE REFERENCE -->"
+IMAGES_BEGIN = "<!-- BEGIN IMAGE LIST: generated from containers/*/image.yml by `primage docs`; do not edit -->"
+IMAGES_END = "<!-- END IMAGE LIST -->"
 
 
 def replace_between(text: str, begin: str, end: str, body: str) -> str | None:
@@ -98,6 +101,31 @@ def template_reference() -> str:
     return "\n\n".join([*sections, "#### EC3 RADL templates", "", radl_section()])
 
 
+def image_list() -> str:
+    from .images import spec
+
+    image_set = spec.load_set()
+    if not image_set.problems:
+        return "No image folder yet: add `containers/<dir>/image.yml` and its `Dockerfile`."
+    lines = ["| Folder | Image | Version | Requires | Description |", "| --- | --- | --- | --- | --- |"]
+    for directory in sorted(image_set.problems):
+        image = image_set.images.get(directory)
+        if image is None:
+            lines.append(f"| `containers/{directory}/` | | | | unreadable: see `primage check {directory}` |")
+            continue
+        requires = ", ".join(f"`{r}`" for r in image.requires)
+        name = f"`{image.name}`"
+        if image.variants:
+            name += "; " + ", ".join(f"`{image.name}:<tag>-{v}`" for v in image.variants)
+        if image.is_layer:
+            users = sorted(d for d, other in image_set.images.items() if directory in other.variants)
+            name = f"variant layer: `<image>:<tag>-{image.layer.suffix}`"
+            requires = "variant of " + (", ".join(f"`{d}`" for d in users) or "no image yet")
+        cells = [f"`containers/{directory}/`", name, image.version, requires, _cell(image.description)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def stale_documents() -> dict[Path, str]:
     """Every generated document whose text differs from what it should be: path -> new text.
     A document without its markers maps to an empty string."""
@@ -105,6 +133,8 @@ def stale_documents() -> dict[Path, str]:
     readme = paths.root() / "README.md"
     text = readme.read_text(encoding="utf-8") if readme.exists() else ""
     fresh = replace_between(text, TEMPLATES_BEGIN, TEMPLATES_END, template_reference())
+    if fresh is not None:
+        fresh = replace_between(fresh, IMAGES_BEGIN, IMAGES_END, image_list())
     if fresh != text:
         stale[readme] = fresh or ""
     for role in roles.discover():

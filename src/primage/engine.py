@@ -136,6 +136,9 @@ class BaseImage:
     components: list[str] = field(default_factory=lambda: ["main"])
     default: bool = True
     packages: list[str] = field(default_factory=list)
+    # "platform": a Molecule platform of the roles (systemd, Ansible's needs);
+    # "application": a slim foundation the project's own Dockerfiles build on.
+    purpose: str = "platform"
 
     def recipe_hash(self, extra_cas: list[str]) -> str:
         recipe = json.dumps(
@@ -159,6 +162,9 @@ class BaseImage:
         return None
 
 
+PURPOSES = ("platform", "application")
+
+
 def base_images_file() -> Path:
     return paths.containers_dir() / "base" / "images.yml"
 
@@ -176,7 +182,16 @@ def base_images() -> list[BaseImage]:
                 file=paths.relative(spec_file),
                 line=lines.line_of("images", index),
             )
-        images.append(BaseImage(packages=list(packages), **entry))
+        entry = dict(entry)
+        if entry.get("purpose", "platform") not in PURPOSES:
+            raise PrimageError(
+                f"base image purpose must be one of {', '.join(PURPOSES)}, got '{entry['purpose']}'",
+                file=paths.relative(spec_file),
+                line=lines.line_of("images", index, "purpose"),
+            )
+        # An image may list its own packages; the top-level list is the platforms' default.
+        entry["packages"] = list(entry.get("packages") or packages)
+        images.append(BaseImage(**entry))
     return images
 
 
@@ -210,7 +225,7 @@ def build_base_image(image: BaseImage, force: bool = False) -> str:
         raise PrimageError(f"cannot bootstrap {image.tag}: {reason}")
     work = paths.cache_dir() / "base-images"
     work.mkdir(parents=True, exist_ok=True)
-    log = work / f"{image.tag.replace(':', '-')}.log"
+    log = work / f"{image.tag.replace('/', '_').replace(':', '-')}.log"  # tags may hold a repository path
     log.write_text("")
     rootfs = Path(tempfile.mkdtemp(prefix=f"{image.suite}-", dir=work))
     try:
@@ -304,3 +319,20 @@ def ensure_base_images(tags: list[str] | None = None, force: bool = False) -> di
         outcomes[image.tag] = build_base_image(image, force=force)
         progress(f"{image.tag}: {outcomes[image.tag]}")
     return outcomes
+
+
+def build_folder_image(folder: Path, name: str) -> str:
+    """`docker build` a folder into `name:<content hash>` unless that image exists (no registry)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
+    tag = f"{name}:{digest.hexdigest()[:12]}"
+    if image_present(tag):
+        return tag
+    progress(f"building {tag} from {paths.relative(folder)}")
+    result = subprocess.run(
+        ["docker", "build", "-q", "-t", tag, str(folder)], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise PrimageError(f"docker build of {tag} failed: {result.stderr.strip()[-800:]}", file=folder / "Dockerfile")
+    return tag

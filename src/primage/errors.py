@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+# How much a finding weighs: an error fails the check; a warning is shown and never fails it.
+ERROR, WARNING = "error", "warning"
+
 
 @dataclass
 class Problem:
@@ -14,6 +17,7 @@ class Problem:
     message: str
     line: int | None = None
     field: str | None = None
+    severity: str = ERROR
 
     def location(self) -> str:
         where = self.file
@@ -27,11 +31,19 @@ class Problem:
         return f"{self.location()}: {self.message}"
 
     def as_dict(self) -> dict:
-        return {"file": self.file, "line": self.line, "field": self.field, "message": self.message}
+        return {
+            "file": self.file,
+            "line": self.line,
+            "field": self.field,
+            "message": self.message,
+            "severity": self.severity,
+        }
 
 
 class PrimageError(Exception):
     """A failure the command line reports in one line and exits non-zero for."""
+
+    exit_code = 1  # what `primage` exits with; subclasses tell failures apart for scripts
 
     def __init__(
         self,
@@ -52,3 +64,5 @@ class PrimageError(Exception):
 
 class UsageError(PrimageError):
     """Bad arguments on the command line (exit code 2)."""
+
+    exit_code = 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from functools import cache
 from pathlib import Path
@@ -51,9 +52,37 @@ def containers_dir() -> Path:
 
 
 def cache_dir() -> Path:
-    """Local, untracked state: base image root filesystems, IM databases, rendered templates."""
-    path = Path(os.environ.get("PRIMAGE_CACHE", root() / ".cache"))
+    """Build caches shared by every checkout of the user: Go module and build caches, the
+    Kubernetes binaries, base image work. $PRIMAGE_CACHE, else $XDG_CACHE_HOME/primage
+    (~/.cache/primage): never inside the clone, so a fresh clone on the same machine is fast."""
+    user_cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    path = Path(os.environ.get("PRIMAGE_CACHE") or user_cache / "primage")
     path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def state_dir() -> Path:
+    """State that belongs to one checkout (its collection link, Molecule instances, IM
+    databases, logs): a folder of the cache named after the checkout's path, so that two
+    clones on one machine never step on each other."""
+    path = cache_dir() / "checkouts" / f"{root().name}-{checkout_id()}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def checkout_id() -> str:
+    """A short name of this checkout, the same on every run: it keeps the containers, networks
+    and folders of two clones on one machine apart (Molecule instances carry it too)."""
+    return hashlib.sha256(str(root()).encode()).hexdigest()[:10]
+
+
+def user_state_dir() -> Path:
+    """State of the user's own work, whatever checkout runs `primage` (which IM each
+    infrastructure lives at): $PRIMAGE_STATE_DIR, else $XDG_STATE_HOME/primage
+    (~/.local/state/primage). Private to the user (mode 0700); it holds no secrets."""
+    user_state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    path = Path(os.environ.get("PRIMAGE_STATE_DIR") or user_state / "primage")
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
 
 

@@ -1,6 +1,8 @@
-"""TOSCA templates: loading, input values, rendering and the checks tosca-parser does not make.
+"""TOSCA templates: loading, input values (and the constraints they feed) and rendering.
 
-A template author gets every finding as file, line or field, and what was expected.
+The types a template can use and the documents it imports are in tosca_types; the
+semantic checks in tosca_semantics. A template author gets every finding as file, line
+or field, and what was expected.
 Rendering applies input values as the inputs' defaults (what IM and the EC3 portal read)
 and makes imports and artifact repositories absolute: `local` points them at this
 checkout (offline validation, a local IM), `release` at the pinned release of the
@@ -9,6 +11,7 @@ repository (upload to IM or the EC3 portal).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
 import os
@@ -16,18 +19,19 @@ import re
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import yaml
 
-from . import paths, release, yamlio
+from . import paths, release, tosca_types, yamlio
 from .errors import PrimageError, Problem
 
 SECRET_INPUT = re.compile(r"(^|_)(token|password|secret|private_key)$")
 ARTIFACT_MODES = ("local", "release")
+# Why a broken constraint fails the check although IM translates the template: nothing on
+# the way to the cloud looks at constraints of inputs.
+UNCHECKED_CONSTRAINT = " (tosca-parser and IM do not check it: the deployment would get a value the template rules out)"
 
 
 def is_secret(name: str) -> bool:
@@ -163,8 +167,8 @@ _SCALAR_UNITS = {
 }
 
 
-def _type_error(kind: str, value: Any) -> str | None:
-    """Why `value` is not of TOSCA type `kind`, or None when it is."""
+def _phrase_type_error(kind: str, value: Any) -> str | None:
+    """Why `value` is not of TOSCA type `kind`, said for a template author, or None."""
     got = f"{type(value).__name__} {value!r}"
     if kind == "string":
         if not isinstance(value, str):
@@ -193,22 +197,63 @@ def _type_error(kind: str, value: Any) -> str | None:
     return None
 
 
-def constraint_error(name: str, kind: str, constraints: list, value: Any) -> str | None:
-    """First constraint `value` breaks, in tosca-parser's own words, or None."""
-    import toscaparser.tosca_template  # noqa: F401  (loads the modules constraints depend on)
+def _tosca_parser_verdict(check) -> str | None:
+    """What tosca-parser says against a value (its message), or None when it accepts it."""
+    import toscaparser.tosca_template  # noqa: F401  (loads the modules its validators depend on)
     from toscaparser.common.exception import ExceptionCollector
-    from toscaparser.elements.constraints import Constraint
 
     was_collecting = ExceptionCollector.collecting
-    ExceptionCollector.stop()
+    ExceptionCollector.stop()  # raise at the first finding instead of collecting it
     try:
-        for spec in constraints or []:
-            try:
-                Constraint(name, kind, spec).validate(value)
-            except Exception as exc:  # tosca-parser raises its own exception classes
-                return str(exc).split(": ", 1)[-1] if ": " in str(exc)[:40] else str(exc)
+        check()
+    except Exception as exc:  # tosca-parser raises its own exception classes
+        text = str(exc)
+        return text.split(": ", 1)[-1] if ": " in text[:40] else text
     finally:
         ExceptionCollector.collecting = was_collecting
+    return None
+
+
+def type_error(kind: str, value: Any, types: tosca_types.TypeCatalog | None = None, entry_schema=None) -> str | None:
+    """Why `value` is not of TOSCA type `kind`, or None when it is.
+
+    tosca-parser decides (it accepts "2" for an integer, as IM then does); the message is
+    ours where we have a clearer one."""
+    from toscaparser.dataentity import DataEntity
+
+    custom = types.custom_definitions() if types else None
+    verdict = _tosca_parser_verdict(lambda: DataEntity.validate_datatype(kind, value, entry_schema, custom))
+    if verdict is None:
+        return None
+    return _phrase_type_error(kind, value) or verdict
+
+
+def _as_tosca_value(kind: str, value: Any) -> Any:
+    """The value tosca-parser goes on with once it has accepted it: "4" for an integer is 4."""
+    if isinstance(value, str) and not isinstance(value, bool):
+        if kind == "integer":
+            with contextlib.suppress(ValueError):
+                return int(value)
+        if kind == "boolean" and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+    return value
+
+
+def constraint_error(name: str, kind: str, constraints: list, value: Any) -> str | None:
+    """First constraint `value` breaks, in tosca-parser's own words, or None."""
+    from toscaparser.elements.constraints import Constraint
+
+    value = _as_tosca_value(kind, value)
+    for spec in constraints or []:
+
+        def validate(spec=spec):
+            # A value tosca-parser cannot compare (it never gets that far itself): no verdict.
+            with contextlib.suppress(TypeError):
+                Constraint(name, kind, spec).validate(value)
+
+        verdict = _tosca_parser_verdict(validate)
+        if verdict:
+            return verdict
     return None
 
 
@@ -216,7 +261,9 @@ def input_required(definition: dict) -> bool:
     return definition.get("required", True) is not False and "default" not in definition
 
 
-def validate_inputs(tpl: Template, values: dict[str, InputValue], require_all: bool = True) -> list[Problem]:
+def validate_inputs(
+    tpl: Template, values: dict[str, InputValue], require_all: bool = True, types: tosca_types.TypeCatalog | None = None
+) -> list[Problem]:
     """Unknown inputs, missing required ones (unless require_all is False), wrong types and
     broken constraints of given values and of defaults."""
     problems: list[Problem] = []
@@ -249,9 +296,11 @@ def validate_inputs(tpl: Template, values: dict[str, InputValue], require_all: b
                 )
             continue
         kind = definition.get("type", "string")
-        error = _type_error(kind, value)
+        error = type_error(kind, value, types, definition.get("entry_schema"))
         if error is None:
             error = constraint_error(name, kind, definition.get("constraints") or [], value)
+            if error:
+                error += UNCHECKED_CONSTRAINT
         if error:
             problems.append(Problem(file, f"input '{name}': {error}", line, name))
     return problems
@@ -276,91 +325,64 @@ def apply_inputs(data: dict, values: dict[str, InputValue]) -> dict:
     return rendered
 
 
-def _import_target(entry: Any) -> tuple[str | None, Any]:
-    """(location, setter) of one `imports` entry in any of TOSCA's three spellings."""
-    if isinstance(entry, str):
-        return entry, None
-    if isinstance(entry, dict) and len(entry) == 1:
-        ((_, spec),) = entry.items()
-        if isinstance(spec, str):
-            return spec, None
-        if isinstance(spec, dict):
-            return spec.get("file"), spec
-    if isinstance(entry, dict):
-        return entry.get("file"), entry
-    return None, None
+def render(
+    tpl: Template,
+    values: dict[str, InputValue],
+    artifacts: str = "local",
+    validate: bool = True,
+    url_map: tosca_types.UrlMap | None = None,
+) -> dict:
+    """The upload-ready document: inputs applied, imports and repositories absolute.
 
-
-def _set_import(imports: list, index: int, location: str) -> None:
-    entry = imports[index]
-    if isinstance(entry, str):
-        imports[index] = location
-    elif isinstance(entry, dict) and len(entry) == 1 and not isinstance(next(iter(entry.values())), dict):
-        key = next(iter(entry))
-        entry[key] = location
-    else:
-        spec = next(iter(entry.values())) if len(entry) == 1 else entry
-        spec["file"] = location
-        spec.pop("repository", None)
-
-
-def _is_url(location: str) -> bool:
-    return bool(urlparse(location).scheme) and len(urlparse(location).scheme) > 1
-
-
-def local_copy(location: str) -> Path | None:
-    """The checkout's file behind a URL of this repository at its pinned release, if any."""
-    pin = release.current()
-    if location.startswith(pin.raw_base):
-        candidate = paths.root() / location[len(pin.raw_base) :]
-        return candidate if candidate.is_file() else None
-    return None
-
-
-def render(tpl: Template, values: dict[str, InputValue], artifacts: str = "local", validate: bool = True) -> dict:
-    """The upload-ready document: inputs applied, imports and repositories absolute."""
+    `local` makes every import and URL with a local copy (this checkout, `url_map`) point at
+    that copy, for the tools to read offline; `release` points this repository's own files
+    at the pinned release, for upload."""
     if artifacts not in ARTIFACT_MODES:
         raise PrimageError(f"--artifacts must be one of {', '.join(ARTIFACT_MODES)}, got '{artifacts}'")
-    problems = input_problems(tpl, values) if validate else []
+    problems = input_problems(tpl, values, types=template_types(tpl, url_map)) if validate else []
     if problems:
         raise RenderError(problems)
     data = apply_inputs(tpl.data, values)
+    if artifacts == "local":
+        data = tosca_types.localize(data, tpl.path.parent, url_map, paths.state_dir() / "localized-imports")
+    else:
+        _point_imports_at_release(tpl, data)
     pin = release.current()
-    root = paths.root()
-    imports = data.get("imports") or []
-    for index, entry in enumerate(imports):
-        location, _ = _import_target(entry)
-        if not location:
-            continue
-        if _is_url(location):
-            # This repository's own release URLs resolve to the checkout offline.
-            local = local_copy(location) if artifacts == "local" else None
-            if local is not None:
-                _set_import(imports, index, str(local))
-            continue
-        target = (tpl.path.parent / location).resolve()
-        if artifacts == "local":
-            _set_import(imports, index, str(target))
-        else:
-            try:
-                relative_path = target.relative_to(root)
-            except ValueError:
-                raise PrimageError(
-                    f"import '{location}' is outside the repository, so it has no release URL; "
-                    "render with --artifacts local or import it by URL",
-                    file=tpl.display,
-                    line=tpl.line("imports", index),
-                ) from None
-            _set_import(imports, index, pin.raw_url(str(relative_path)))
     for name, repo in (data.get("repositories") or {}).items():
         url = repo.get("url") if isinstance(repo, dict) else repo
-        if url and url.startswith(pin.repository):
-            new_url = f"file://{root}/" if artifacts == "local" else pin.raw_base
+        if isinstance(url, str) and url.startswith(pin.repository):
+            new_url = f"file://{paths.root()}/" if artifacts == "local" else pin.raw_base
             if isinstance(repo, dict):
                 repo["url"] = new_url
             else:
                 data["repositories"][name] = new_url
     return data
+
+
+def _point_imports_at_release(tpl: Template, data: dict) -> None:
+    """Relative imports of this repository's files become URLs of the pinned release."""
+    pin = release.current()
+    imports = data.get("imports") or []
+    for index, entry in enumerate(imports):
+        location, _ = tosca_types.import_location(entry)
+        if not location or tosca_types.is_url(location):
+            continue
+        target = (tpl.path.parent / location).resolve()
+        try:
+            relative_path = target.relative_to(paths.root())
+        except ValueError:
+            raise PrimageError(
+                f"import '{location}' is outside the repository, so it has no release URL; "
+                "render with --artifacts local or import it by URL",
+                file=tpl.display,
+                line=tpl.line("imports", index),
+            ) from None
+        tosca_types.set_import(imports, index, pin.raw_url(str(relative_path)))
+
+
+def template_types(tpl: Template, url_map: tosca_types.UrlMap | None = None) -> tosca_types.TypeCatalog:
+    """The types the template can use (normative, its own, its imports')."""
+    return tosca_types.catalog(tpl.data, tpl.path.parent, tpl.display, url_map)
 
 
 class RenderError(PrimageError):
@@ -383,206 +405,6 @@ def write_private(path: Path, text: str) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.write(text)
     os.chmod(path, 0o600)
-
-
-# --------------------------------------------------------------------------- semantic checks
-
-
-@cache
-def _normative_types() -> frozenset[str]:
-    import toscaparser
-
-    definition = Path(toscaparser.__file__).parent / "elements" / "TOSCA_definition.yaml"
-    data = yaml.safe_load(definition.read_text())
-    return frozenset(name for name, value in data.items() if isinstance(value, dict))
-
-
-def imported_documents(tpl: Template) -> list[tuple[str, dict | None, str | None]]:
-    """(location, parsed types document or None, problem) for every import of the template."""
-    found = []
-    for index, entry in enumerate(tpl.data.get("imports") or []):
-        location, _ = _import_target(entry)
-        if not location:
-            found.append((str(entry), None, "an import needs a file"))
-            continue
-        if _is_url(location) and not location.startswith("file://"):
-            local = local_copy(location)
-            if local is None:
-                found.append((location, None, None))  # remote: tosca-parser resolves it (or reports it)
-                continue
-            location = str(local)
-        target = Path(urlparse(location).path) if location.startswith("file://") else tpl.path.parent / location
-        if not target.is_file():
-            found.append(
-                (
-                    location,
-                    None,
-                    f"imported file not found: {location} (looked at {target}) [imports #{index + 1}]",
-                )
-            )
-            continue
-        data, _ = yamlio.load_file(target)
-        found.append((location, data if isinstance(data, dict) else {}, None))
-    return found
-
-
-def defined_types(tpl: Template, section: str = "node_types") -> dict[str, dict]:
-    types: dict[str, dict] = dict(tpl.data.get(section) or {})
-    for _, document, _ in imported_documents(tpl):
-        if document:
-            types.update(document.get(section) or {})
-    return types
-
-
-def _type_chain(name: str, types: dict[str, dict]) -> list[dict]:
-    chain = []
-    seen = set()
-    while name in types and name not in seen:
-        seen.add(name)
-        chain.append(types[name] or {})
-        name = (types[name] or {}).get("derived_from", "")
-    return chain
-
-
-def _requirement_entries(node: dict) -> list[tuple[int, str, Any]]:
-    entries = []
-    for index, requirement in enumerate(node.get("requirements") or []):
-        if isinstance(requirement, dict):
-            for name, target in requirement.items():
-                entries.append((index, name, target))
-    return entries
-
-
-def semantic_problems(tpl: Template) -> list[Problem]:
-    """Mistakes tosca-parser lets through or explains badly, and IM answers cryptically."""
-    problems: list[Problem] = []
-    for location, _, error in imported_documents(tpl):
-        if error:
-            problems.append(tpl.problem(error, "imports", field=location))
-    node_types = defined_types(tpl)
-    known_types = set(node_types) | _normative_types()
-    nodes = tpl.node_templates
-    repositories = tpl.data.get("repositories") or {}
-    for name, node in nodes.items():
-        node = node or {}
-        node_type = node.get("type")
-        if node_type not in known_types:
-            custom = [t for t in node_types if t.startswith("tosca.nodes.")]
-            close = difflib.get_close_matches(str(node_type), sorted(known_types), n=1, cutoff=0.6)
-            hint = (
-                f"did you mean '{close[0]}'?"
-                if close
-                else f"the imported types define: {', '.join(sorted(custom)) or 'none'}"
-            )
-            problems.append(
-                tpl.problem(
-                    f"node '{name}' has unknown type '{node_type}'; {hint}",
-                    "topology_template",
-                    "node_templates",
-                    name,
-                    "type",
-                    field=name,
-                )
-            )
-            continue
-        for index, requirement, target in _requirement_entries(node):
-            target_node = target.get("node") if isinstance(target, dict) else target
-            if isinstance(target_node, str) and target_node not in nodes and target_node not in known_types:
-                problems.append(
-                    tpl.problem(
-                        f"requirement '{requirement}' of node '{name}' points at '{target_node}', which is not a "
-                        f"node of this template (nodes: {', '.join(nodes)})",
-                        "topology_template",
-                        "node_templates",
-                        name,
-                        "requirements",
-                        index,
-                        field=name,
-                    )
-                )
-        problems.extend(_artifact_problems(tpl, name, node, node_types, repositories))
-        problems.extend(_front_end_group_problems(tpl, name, node, nodes))
-    problems.extend(_pin_problems(tpl))
-    return problems
-
-
-def _artifact_problems(tpl: Template, name: str, node: dict, types: dict, repositories: dict) -> list[Problem]:
-    problems = []
-    artifacts: dict[str, Any] = {}
-    for type_def in reversed(_type_chain(node.get("type", ""), types)):
-        artifacts.update(type_def.get("artifacts") or {})
-    artifacts.update(node.get("artifacts") or {})
-    pin = release.current()
-    for artifact_name, artifact in artifacts.items():
-        if not isinstance(artifact, dict) or "repository" not in artifact:
-            continue
-        repository = artifact["repository"]
-        if repository not in repositories:
-            problems.append(
-                tpl.problem(
-                    f"artifact '{artifact_name}' of node '{name}' uses repository '{repository}', which the template "
-                    f"does not declare under 'repositories' (declared: {', '.join(repositories) or 'none'})",
-                    "topology_template",
-                    "node_templates",
-                    name,
-                    field=name,
-                )
-            )
-            continue
-        repo = repositories[repository]
-        url = repo.get("url") if isinstance(repo, dict) else repo
-        if url and (url.startswith(pin.repository) or url.startswith("file://")):
-            local = paths.root() / artifact["file"]
-            if not local.is_file():
-                problems.append(
-                    tpl.problem(
-                        f"artifact '{artifact_name}' of node '{name}' names {artifact['file']}, which does not exist "
-                        "in this repository",
-                        "topology_template",
-                        "node_templates",
-                        name,
-                        field=name,
-                    )
-                )
-    return problems
-
-
-def _front_end_group_problems(tpl: Template, name: str, node: dict, nodes: dict) -> list[Problem]:
-    group = (node.get("properties") or {}).get("front_end_group")
-    if isinstance(group, str) and group not in nodes:
-        return [
-            tpl.problem(
-                f"front_end_group '{group}' of node '{name}' names no node of this template",
-                "topology_template",
-                "node_templates",
-                name,
-                "properties",
-                "front_end_group",
-                field=name,
-            )
-        ]
-    return []
-
-
-def _pin_problems(tpl: Template) -> list[Problem]:
-    problems = []
-    pin = release.current()
-    for name, repo in (tpl.data.get("repositories") or {}).items():
-        url = repo.get("url") if isinstance(repo, dict) else repo
-        if not isinstance(url, str) or not url.startswith(pin.repository):
-            continue
-        refs = pin.pinned_refs(url)
-        if not refs or refs[0] in release.UNPINNED_REFS or refs[0] != pin.tag:
-            problems.append(
-                tpl.problem(
-                    f"repository '{name}' must point at the release tag {pin.tag} (ansible/galaxy.yml version), "
-                    f"got {url}",
-                    "repositories",
-                    name,
-                    field=name,
-                )
-            )
-    return problems
 
 
 def scalable_problems(tpl: Template, values: dict[str, InputValue]) -> list[Problem]:
@@ -637,52 +459,72 @@ def scalable_problems(tpl: Template, values: dict[str, InputValue]) -> list[Prob
     return problems
 
 
-def property_constraint_problems(tpl: Template, values: dict[str, InputValue]) -> list[Problem]:
-    """Constraints of node properties set from inputs, checked on the resolved values.
+def _fed_properties(tpl: Template, types: tosca_types.TypeCatalog):
+    """(node, capability or None, property, input name, property definition) of every node or
+    capability property whose value is a get_input."""
+    for node_name, node in tpl.node_templates.items():
+        node = node or {}
+        node_type = node.get("type")
+        definitions = types.merged(node_type, "node_types", "properties")
+        for prop, value in (node.get("properties") or {}).items():
+            if isinstance(value, dict) and isinstance(value.get("get_input"), str):
+                yield node_name, None, prop, value["get_input"], definitions.get(prop) or {}
+        capability_defs = types.merged(node_type, "node_types", "capabilities")
+        for capability, assignment in (node.get("capabilities") or {}).items():
+            declared = capability_defs.get(capability) or {}
+            capability_type = declared.get("type") if isinstance(declared, dict) else None
+            definitions = types.merged(capability_type, "capability_types", "properties")
+            if isinstance(declared, dict) and isinstance(declared.get("properties"), dict):
+                definitions.update(declared["properties"])
+            for prop, value in ((assignment or {}).get("properties") or {}).items():
+                if isinstance(value, dict) and isinstance(value.get("get_input"), str):
+                    yield node_name, capability, prop, value["get_input"], definitions.get(prop) or {}
+
+
+def property_constraint_problems(
+    tpl: Template, values: dict[str, InputValue], types: tosca_types.TypeCatalog | None = None
+) -> list[Problem]:
+    """Constraints of node and capability properties set from inputs, checked on the resolved values.
 
     tosca-parser does not apply a property's constraints when its value is a get_input,
     so an image tagged `latest` or a bad port would reach IM unnoticed."""
     problems = []
-    types = defined_types(tpl)
-    for node_name, node in tpl.node_templates.items():
-        chain = _type_chain((node or {}).get("type", ""), types)
-        definitions: dict[str, dict] = {}
-        for type_def in reversed(chain):
-            definitions.update(type_def.get("properties") or {})
-        for prop, value in ((node or {}).get("properties") or {}).items():
-            if not (isinstance(value, dict) and isinstance(value.get("get_input"), str)):
-                continue
-            name = value["get_input"]
-            definition = definitions.get(prop) or {}
-            if name in values:
-                given = values[name]
-                resolved, file, line = given.value, given.file or "", given.line
-            elif name in tpl.inputs and "default" in (tpl.inputs[name] or {}):
-                resolved, file, line = tpl.inputs[name]["default"], tpl.display, tpl.input_line(name)
-            else:
-                continue
-            error = constraint_error(
-                prop, definition.get("type", "string"), definition.get("constraints") or [], resolved
+    types = types or template_types(tpl)
+    for node_name, capability, prop, name, definition in _fed_properties(tpl, types):
+        if name in values:
+            given = values[name]
+            resolved, file, line = given.value, given.file or "", given.line
+        elif name in tpl.inputs and "default" in (tpl.inputs[name] or {}):
+            resolved, file, line = tpl.inputs[name]["default"], tpl.display, tpl.input_line(name)
+        else:
+            continue
+        error = constraint_error(prop, definition.get("type", "string"), definition.get("constraints") or [], resolved)
+        if not error:
+            continue
+        if "does not match pattern" in error and definition.get("description"):
+            # A regular expression tells users little; the property's description says what it wants.
+            error = re.sub(
+                r'does not match pattern ".*"\.?$',
+                f"is not valid: expected {definition['description'].strip().rstrip('.')}.",
+                error,
             )
-            if error:
-                if "does not match pattern" in error and definition.get("description"):
-                    # A regular expression tells users little; the property's description says what it wants.
-                    error = re.sub(
-                        r'does not match pattern ".*"\.?$',
-                        f"is not valid: expected {definition['description'].strip().rstrip('.')}.",
-                        error,
-                    )
-                problems.append(
-                    Problem(file, f"input '{name}' (property '{prop}' of node '{node_name}'): {error}", line, name)
-                )
+        error += UNCHECKED_CONSTRAINT
+        where = f"property '{prop}' of " + (f"capability '{capability}' of " if capability else "")
+        problems.append(Problem(file, f"input '{name}' ({where}node '{node_name}'): {error}", line, name))
     return problems
 
 
-def input_problems(tpl: Template, values: dict[str, InputValue], require_all: bool = True) -> list[Problem]:
+def input_problems(
+    tpl: Template,
+    values: dict[str, InputValue],
+    require_all: bool = True,
+    types: tosca_types.TypeCatalog | None = None,
+) -> list[Problem]:
     """Everything wrong with a set of input values, once per input."""
-    problems = validate_inputs(tpl, values, require_all)
+    types = types or template_types(tpl)
+    problems = validate_inputs(tpl, values, require_all, types)
     reported = {p.field for p in problems}
-    problems += [p for p in property_constraint_problems(tpl, values) if p.field not in reported]
+    problems += [p for p in property_constraint_problems(tpl, values, types) if p.field not in reported]
     return problems + scalable_problems(tpl, values)
 
 

@@ -15,8 +15,8 @@ import yaml
 from .errors import PrimageError
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate mapping keys."""
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """SafeLoader (libyaml's when PyYAML has it: several times faster) that refuses duplicate mapping keys."""
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
@@ -59,6 +59,16 @@ class LineIndex:
             for index, item in enumerate(node.value):
                 self._walk(item, (*path, index))
 
+    def path_at(self, line: int) -> tuple | None:
+        """The deepest key path that starts on `line` (what a finding on that line is about)."""
+        paths = [path for path, start in self._lines.items() if start == line and path]
+        if not paths:
+            return None
+        deepest = max(paths, key=len)
+        while len(deepest) > 1 and isinstance(deepest[-1], int):
+            deepest = deepest[:-1]  # name the key, not the position in its list
+        return deepest
+
     def line_of(self, *path: Any) -> int | None:
         """Line of the deepest existing prefix of `path` (the closest thing to point at)."""
         key = tuple(path)
@@ -76,13 +86,8 @@ def load_text(text: str, filename: str | Path) -> tuple[Any, LineIndex]:
         loader = _Loader(text)
         loader.name = name
         try:
-            root = loader.get_single_node()
-        finally:
-            loader.dispose()
-        loader = _Loader(text)
-        loader.name = name
-        try:
-            data = loader.get_single_data()
+            root = loader.get_single_node()  # one parse: the node tree gives the lines and the data
+            data = loader.construct_document(root) if root is not None else None
         finally:
             loader.dispose()
     except yaml.MarkedYAMLError as exc:

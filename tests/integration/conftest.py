@@ -78,21 +78,28 @@ def _private(path: Path, text: str) -> Path:
     return path
 
 
+# The IM users of the local server, as a site's USER_DB lists them: credentials of others are refused.
+IM_USERS = {"tester": "test-only-password", "other": "other-test-only-password"}
+
+
+def im_auth_text(user: str, password: str | None = None) -> str:
+    password = IM_USERS[user] if password is None else password
+    return (
+        f"id = im; type = InfrastructureManager; username = {user}; password = {password}\nid = dummy; type = Dummy\n"
+    )
+
+
 @pytest.fixture(scope="session")
 def local_im(tmp_path_factory):
     folder = tmp_path_factory.mktemp("im")
-    server = LocalIM(folder, contextualization_timeout=5).start()
+    server = LocalIM(folder, contextualization_timeout=5, users=IM_USERS).start()
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
 def im_client(local_im, tmp_path_factory):
-    auth = _private(
-        tmp_path_factory.mktemp("auth") / "auth.dat",
-        "id = im; type = InfrastructureManager; username = tester; password = test-only-password\n"
-        "id = dummy; type = Dummy\n",
-    )
+    auth = _private(tmp_path_factory.mktemp("auth") / "auth.dat", im_auth_text("tester"))
     return ImClient(local_im.url, auth)
 
 
@@ -100,5 +107,15 @@ def im_client(local_im, tmp_path_factory):
 def private_file(tmp_path):
     def make(name: str, text: str) -> Path:
         return _private(tmp_path / name, text)
+
+    return make
+
+
+@pytest.fixture
+def auth_file(tmp_path):
+    """A private IM auth file for a user of the local server (or a wrong password)."""
+
+    def make(user: str = "tester", password: str | None = None, name: str = "auth.dat") -> Path:
+        return _private(tmp_path / name, im_auth_text(user, password))
 
     return make

@@ -19,7 +19,14 @@ CASES = [p for p in pieces.discover() if p.kind == "tosca-case"]
 EXPECTED_OUTPUTS = {
     "kubernetes_cluster": {"api_endpoint", "front_end_address", "next_steps"},
     "htc_batch": {"api_endpoint", "front_end_address", "next_steps", "application_name", "output_folder"},
-    "jupyter": {"api_endpoint", "front_end_address", "next_steps", "application_name", "notebook_url"},
+    "jupyter": {
+        "api_endpoint",
+        "front_end_address",
+        "next_steps",
+        "application_name",
+        "notebook_url",
+        "notebook_ca_certificate",
+    },
 }
 
 
@@ -71,8 +78,10 @@ def test_case_deploys_on_a_real_im(primage, private_file, tmp_path, im_client, c
             assert f"kubectl -n {name} get jobs,pods" in outputs["next_steps"]
         if tpl.name == "jupyter":
             port = values.get("notebook_port", tpl.inputs["notebook_port"]["default"])
-            assert outputs["notebook_url"] == f"http://{front_ip}:{port}/"
-            assert outputs["application_name"] == values.get("notebook_name", "jupyter")
+            assert outputs["notebook_url"] == f"https://{front_ip}:{port}/"
+            name = values.get("notebook_name", "jupyter")
+            assert outputs["application_name"] == name
+            assert outputs["notebook_ca_certificate"].endswith(f"sudo cat /etc/primage/apps/{name}/tls/ca.crt")
         assert all("integration-test-throwaway-token" not in value for value in outputs.values())
 
         radl = im_client.run("getradl", infrastructure)

@@ -28,7 +28,9 @@ def checkout(tmp_path, monkeypatch):
 def test_a_new_template_and_case_show_up_in_list_and_check(primage, checkout):
     new = checkout / "tosca" / "gpu_cluster.yaml"
     new.write_text((checkout / "tosca" / "kubernetes_cluster.yaml").read_text())
-    (checkout / "tosca" / "ci" / "gpu_cluster-small.yaml").write_text("---\nos_image: ost://site/img\n")
+    (checkout / "tosca" / "ci" / "gpu_cluster-small.yaml").write_text(
+        "---\nos_image: ost://site/img\nkube_allowed_cidr: 203.0.113.0/24\n"
+    )
     listing = primage("list", "--json").json()
     found = {(p["name"], p["kind"]) for p in listing}
     assert {("gpu_cluster", "tosca-template"), ("gpu_cluster-small", "tosca-case")} <= found
@@ -55,6 +57,7 @@ def test_every_kind_of_piece_is_listed(primage):
         "role",
         "playbook",
         "base-image",
+        "workload-case",
     } <= kinds
 
 

@@ -81,3 +81,13 @@ def test_unknown_template_names_the_known_ones(primage):
     run = primage("render", "kubernetes")
     assert run.code == 2
     assert "no TOSCA template 'kubernetes' (templates: htc_batch, jupyter, kubernetes_cluster" in run.err
+
+
+def test_a_radl_template_is_pointed_at_ec3_composition(primage):
+    for given in (ROOT / "radl" / "kubernetes.radl", "oneclient"):
+        run = primage("render", given)
+        assert run.code == 2
+        assert "is an EC3 RADL template, and render takes a TOSCA topology" in run.err
+        assert "ec3 launch NAME kubernetes oneclient htc_batch debian13 my_values" in run.err
+        assert "radl/ci/" in run.err
+        assert "YAML syntax error" not in run.err

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from .. import ansible_env, paths, roles
-from ..commands.lint import jinja_problems
 from ..errors import Problem
+from ..jinja_syntax import jinja_problems
 from ..pieces import Piece
 from . import Context, Result, from_problems, not_run
 from .yaml_lint import check_files
@@ -29,13 +29,7 @@ def role_specs(piece: Piece, context: Context) -> Result:
 
 def role_jinja(piece: Piece, context: Context) -> Result:
     templates = sorted(piece.path.rglob("*.j2"))
-    return from_problems("jinja", [Problem(*_split(problem)) for t in templates for problem in jinja_problems(t)])
-
-
-def _split(problem: str) -> tuple[str, str, int]:
-    where, message = problem.split(": ", 1)
-    file, line = where.rsplit(":", 1)
-    return file, message, int(line)
+    return from_problems("jinja", [problem for template in templates for problem in jinja_problems(template)])
 
 
 def ansible_lint(piece: Piece, context: Context) -> Result:

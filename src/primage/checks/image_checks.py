@@ -9,17 +9,29 @@ from pathlib import Path
 
 from .. import paths
 from ..errors import Problem
+from ..images import spec
 from ..pieces import Piece
 from . import Context, Result, from_problems, not_run
 from .yaml_lint import check_files
+
+
+def image_spec(piece: Piece, context: Context) -> Result:
+    """image.yml against its schema, the Dockerfile's FROM lines (pinned, project images through
+    ${<DIR>_IMAGE} and listed in requires) and the requirements among the image's neighbours."""
+    folder = piece.path.parent
+    image_set = spec.load_set(folder.parent)
+    return from_problems("image.yml", image_set.problems.get(folder.name, []))
 
 
 def hadolint(piece: Piece, context: Context) -> Result:
     binary = Path(sys.executable).parent / "hadolint"
     if not binary.exists():
         return not_run("hadolint", "hadolint is not installed in this environment (scripts/setup.sh)")
+    dockerfile = piece.path.parent / spec.DOCKERFILE
+    if not dockerfile.is_file():
+        return not_run("hadolint", f"there is no {paths.relative(dockerfile)}")
     completed = subprocess.run(
-        [str(binary), "--format", "json", str(piece.path)], capture_output=True, text=True, check=False
+        [str(binary), "--format", "json", str(dockerfile)], capture_output=True, text=True, check=False
     )
     findings = json.loads(completed.stdout or "[]")
     return from_problems(
@@ -42,7 +54,7 @@ def kubernetes_validate(piece: Piece, context: Context) -> Result:
     return from_problems("kubernetes-validate", [Problem(piece.display_path, message)])
 
 
-IMAGE_CHECKS = [("hadolint", hadolint)]
+IMAGE_CHECKS = [("image.yml", image_spec), ("hadolint", hadolint)]
 MANIFEST_CHECKS = [
     ("yamllint", lambda piece, context: check_files(piece.path)),
     ("kubernetes-validate", kubernetes_validate),

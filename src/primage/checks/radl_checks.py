@@ -48,12 +48,14 @@ def ec3_compose_template(piece: Piece, context: Context) -> Result:
     if not context.get("parsed_ok"):
         return not_run("ec3-compose", "EC3 cannot parse the template")
     tpl = context["template"]
-    names = _single_composition(tpl)
-    extra = [piece.path.parent] if radl.find_template(tpl.name) != piece.path else []
-    templates = radl.expand(names, extra)
-    missing = radl.missing_features(templates, CHECK_IMAGE)
-    # A template alone cannot know the values its users give: fill what it reads with placeholders.
-    filled = _merge(
+    composition = _compose_in_repository(piece, tpl) if piece.own else _compose_in_context(piece, tpl)
+    context["composition"] = composition
+    return from_problems("ec3-compose", composition.problems)
+
+
+def _placeholders(missing: list[tuple[str, str, str]]) -> dict[str, dict]:
+    """A template alone cannot know the values its users give: what it reads gets a placeholder."""
+    return _merge(
         radl.throwaway_secrets(missing),
         {
             system: {feature: "primage-check-placeholder"}
@@ -61,21 +63,54 @@ def ec3_compose_template(piece: Piece, context: Context) -> Result:
             if not radl.SECRET_FEATURE.search(feature)
         },
     )
-    composition = radl.compose(
+
+
+def _compose_in_repository(piece: Piece, tpl: radl.RadlTemplate) -> radl.Composition:
+    """One of the repository's templates, with the repository's main and images templates."""
+    names = _single_composition(tpl)
+    extra = [piece.path.parent] if radl.find_template(tpl.name) != piece.path else []
+    templates = radl.expand(names, extra)
+    missing = radl.missing_features(templates, CHECK_IMAGE)
+    return radl.compose(
         names,
-        _merge(CHECK_IMAGE, filled),
+        _merge(CHECK_IMAGE, _placeholders(missing)),
         piece.display_path,
         extra_templates=[piece.path] if extra else None,
     )
-    context["composition"] = composition
-    return from_problems("ec3-compose", composition.problems)
+
+
+def _compose_in_context(piece: Piece, tpl: radl.RadlTemplate) -> radl.Composition:
+    """Any other template, as EC3 composes it: what it includes and loads found where EC3
+    would find it (radl.context_dirs), after a frame holding what a user's main and images
+    templates give (front and wn with an image; `deploy front 1` unless a main deploys it)."""
+    dirs = radl.context_dirs(piece.path)
+    templates = radl.expand([tpl.name], dirs=dirs)
+    if templates[0].path != tpl.path:  # another file of that name shadows it: check this one
+        templates[0] = tpl
+    files, problems = radl.loaded_file_paths(templates, dirs)
+    if problems:
+        return radl.Composition([tpl.name], {}, problems=problems)
+    frame = radl.private_template(CHECK_IMAGE)
+    if tpl.kind != "main" and not radl.deploys_front(templates):
+        frame += "\ndeploy front 1\n"
+    missing = radl.missing_features(templates, CHECK_IMAGE)
+    return radl.compose(
+        [tpl.name],
+        _placeholders(missing),
+        piece.display_path,
+        templates=[t.path for t in templates],
+        files=files,
+        frame=frame,
+    )
 
 
 def radl_check(piece: Piece, context: Context) -> Result:
     composition = context.get("composition")
     if composition is None or not composition.radl:
         return not_run("radl-check", "ec3 composed nothing")
-    return from_problems("radl-check", radl.composed_problems(composition, piece.display_path))
+    # A template alone may leave its image URL to the user's own template; a composition may not.
+    placeholders = piece.kind == "radl-composition"
+    return from_problems("radl-check", radl.composed_problems(composition, piece.display_path, placeholders))
 
 
 TEMPLATE_CHECKS = [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import NOT_RUN, Check, Result, ansible_checks, image_checks, radl_checks, tosca_checks
+from . import NOT_RUN, Check, Result, ansible_checks, image_checks, radl_checks, tosca_checks, workload_checks
 
 
 def _unknown(piece, context) -> Result:
@@ -20,6 +20,7 @@ CHECKS_BY_KIND: dict[str, list[tuple[str, Check]]] = {
     "image": image_checks.IMAGE_CHECKS,
     "manifest": image_checks.MANIFEST_CHECKS,
     "base-image": image_checks.BASE_IMAGE_CHECKS,
+    "workload-case": workload_checks.CASE_CHECKS,
 }
 
 

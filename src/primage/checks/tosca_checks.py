@@ -13,10 +13,11 @@ from pathlib import Path
 
 import yaml
 
-from .. import paths, tosca, yamlio
+from .. import paths, tosca, tosca_semantics, tosca_types, yamlio
 from ..errors import Problem
 from ..pieces import Piece
-from . import NOT_APPLICABLE, Context, Result, failed, from_problems, not_run, passed
+from ..tosca_locate import locate
+from . import FAIL, NOT_APPLICABLE, Context, Result, failed, from_problems, not_run, passed
 from .yaml_lint import check_files
 
 THROWAWAY_PREFIX = "primage-check-placeholder-"
@@ -28,7 +29,7 @@ def _template_of(piece: Piece) -> tosca.Template:
 
 def yamllint(piece: Piece, context: Context) -> Result:
     files = [piece.path] + ([piece.related[0]] if piece.kind == "tosca-case" else [])
-    return check_files(*files)
+    return check_files(*files, own=piece.own)
 
 
 def inputs(piece: Piece, context: Context) -> Result:
@@ -44,7 +45,9 @@ def inputs(piece: Piece, context: Context) -> Result:
             values[name] = tosca.InputValue(THROWAWAY_PREFIX + secrets.token_hex(8), "generated", None, None)
     # A bare template is checked as written: its required inputs get values from its cases.
     require_all = piece.kind == "tosca-case" or bool(input_files or context.get("set_options"))
-    problems = tosca.input_problems(tpl, values, require_all)
+    types = tosca.template_types(tpl, context.get("url_map"))
+    context["types"] = types
+    problems = tosca.input_problems(tpl, values, require_all, types)
     context["values"] = values
     context["inputs_ok"] = not problems
     return from_problems("inputs", problems)
@@ -54,9 +57,11 @@ def semantics(piece: Piece, context: Context) -> Result:
     if "template" not in context:
         return not_run("semantics", "the template cannot be read (see inputs)")
     tpl = context["template"]
-    problems = tosca.semantic_problems(tpl)
-    context["semantics_ok"] = not problems
-    return from_problems("semantics", problems)
+    problems = tosca_semantics.semantic_problems(tpl, context["types"], context.get("url_map"))
+    problems += tosca_semantics.release_pin_problems(tpl)
+    result = from_problems("semantics", problems)
+    context["semantics_ok"] = result.status != FAIL
+    return result
 
 
 @contextlib.contextmanager
@@ -75,32 +80,12 @@ def _quiet(*logger_names: str):
             logging.getLogger(name).propagate = propagate
 
 
-_QUOTED_NODE = re.compile(
-    r'template "([^"]+)"|node template "?([\w-]+)"?|"([\w-]+)" of type|'
-    r'in template "([^"]+)"'
-)
-_QUOTED_INPUT = re.compile(r'(?:input|parameter) "?([\w-]+)"?')
-
-
-def _locate(tpl: tosca.Template, message: str) -> Problem:
-    """Point a tosca-parser message at the node or input it talks about."""
-    for match in _QUOTED_NODE.finditer(message):
-        name = next(group for group in match.groups() if group)
-        if name in tpl.node_templates:
-            return Problem(tpl.display, message, tpl.node_line(name), name)
-    for match in _QUOTED_INPUT.finditer(message):
-        if match.group(1) in tpl.inputs:
-            return Problem(tpl.display, message, tpl.input_line(match.group(1)), match.group(1))
-    for name in tpl.node_templates:
-        if f'"{name}"' in message or f"'{name}'" in message:
-            return Problem(tpl.display, message, tpl.node_line(name), name)
-    # Last resort: the first quoted word of the message that appears in the template.
-    lines = tpl.path.read_text(encoding="utf-8").splitlines()
-    for word in re.findall(r'"([^"\s]+)"', message):
-        for number, text in enumerate(lines, start=1):
-            if re.search(rf"(?<![\w.-]){re.escape(word)}(?![\w.-])", text) and not text.lstrip().startswith("#"):
-                return Problem(tpl.display, message, number)
-    return Problem(tpl.display, message)
+def unreachable_reason(types: tosca_types.TypeCatalog) -> str:
+    urls = ", ".join(document.unreachable or "" for document in types.unreachable)
+    return (
+        f"the template imports {urls}, which this machine cannot fetch; give a local copy "
+        "with --map-url URL=FILE (or URL/=FOLDER/)"
+    )
 
 
 def tosca_parser(piece: Piece, context: Context) -> Result:
@@ -112,18 +97,24 @@ def tosca_parser(piece: Piece, context: Context) -> Result:
     from toscaparser.tosca_template import ToscaTemplate
 
     tpl = context["template"]
-    rendered = tosca.render(tpl, context["values"], "local", validate=False)
+    if context["types"].unreachable:
+        context["parser_not_run"] = True
+        return not_run("tosca-parser", unreachable_reason(context["types"]))
+    rendered = tosca.render(tpl, context["values"], "local", validate=False, url_map=context.get("url_map"))
     context["rendered"] = rendered
     with _quiet("tosca"):
         try:
             # tosca-parser rewrites the dict it is given; hand it a copy.
             ToscaTemplate(yaml_dict_tpl=copy.deepcopy(rendered), a_file=False)
-        except Exception:
+        except Exception as exc:
             reports = ExceptionCollector.getExceptionsReport(full=False) or []
             messages = [report.split(": ", 1)[-1].strip().strip("'") for report in reports]
             if not messages:
-                raise
-            return failed("tosca-parser", [_locate(tpl, m) for m in messages])
+                # tosca-parser itself broke on the template (e.g. a get_input where it compares
+                # numbers); IM runs tosca-parser, so it refuses the template the same way.
+                crash = f"tosca-parser fails on the template ({type(exc).__name__}: {exc}), so IM refuses it too"
+                return failed("tosca-parser", [Problem(tpl.display, crash)])
+            return failed("tosca-parser", [locate(tpl, m) for m in messages])
         finally:
             ExceptionCollector.stop()
             ExceptionCollector.clear()
@@ -143,6 +134,8 @@ def _in_folder(folder: Path):
 
 
 def im_translate(piece: Piece, context: Context) -> Result:
+    if context.get("parser_not_run"):
+        return not_run("im-translate", "IM would read the same imports (see tosca-parser)")
     if not context.get("parsed_ok"):
         return not_run("im-translate", "tosca-parser did not accept the template")
     if not context.get("semantics_ok"):
@@ -162,14 +155,36 @@ def im_translate(piece: Piece, context: Context) -> Result:
 
     text = yamlio.dump(context["rendered"])
     # IM keeps an HTTP cache file in the working folder; keep it out of the user's.
-    with _quiet("InfrastructureManager", "tosca"), _in_folder(paths.cache_dir() / "im-translate"):
+    with _quiet("InfrastructureManager", "tosca"), _in_folder(paths.state_dir() / "im-translate"):
         try:
             _, radl = Tosca(text).to_radl()
         except Exception as exc:  # IM raises bare Exception with its message
+            unreachable = _unreachable_download(Tosca, str(exc))
+            if unreachable:
+                return not_run(
+                    "im-translate",
+                    f"IM downloads {unreachable} to translate the template, and this machine cannot "
+                    "reach it; give a local copy with --map-url URL=FILE",
+                )
             message = str(exc).replace("Error parsing TOSCA template: ", "").strip().splitlines()[0]
-            return failed("im-translate", [Problem(tpl.display, f"IM cannot translate the template: {message}")])
+            return failed("im-translate", [locate(tpl, f"IM cannot translate the template: {message}")])
     context["radl"] = str(radl)
     return passed("im-translate")
+
+
+def _unreachable_download(tosca_class, message: str) -> str | None:
+    """The URL IM failed to download while translating, when it does not answer from here
+    (not the template's fault), else None."""
+    downloaded = re.search(r"Error downloading the implementation script '([^']+)'", message)
+    remote_artifact = re.search(r"Implementation file: '([^']+)' is not located in the artifacts folder", message)
+    if downloaded:
+        url = downloaded.group(1)
+    elif remote_artifact:
+        url = tosca_class.ARTIFACTS_REMOTE_REPO + remote_artifact.group(1)
+    else:
+        return None
+    _, _, unreachable = tosca_types.fetch(url)
+    return f"{url} ({unreachable})" if unreachable else None
 
 
 def radl_check(piece: Piece, context: Context) -> Result:
@@ -183,10 +198,25 @@ def radl_check(piece: Piece, context: Context) -> Result:
     try:
         parse_radl(context["radl"]).check()
     except Exception as exc:  # radl raises RADLParseException with line information
-        line = getattr(exc, "line", None)
-        where = f" (RADL line {line})" if line else ""
-        return failed("radl-check", [Problem(tpl.display, f"the RADL IM makes of it is invalid{where}: {exc}")])
+        return failed("radl-check", [_radl_problem(tpl, context["radl"], exc)])
     return passed("radl-check")
+
+
+def _radl_problem(tpl: tosca.Template, radl_text: str, exc: Exception) -> Problem:
+    """IM's RADL check of its own translation, told as the feature and the node it comes from."""
+    line = getattr(exc, "line", None)
+    message = re.sub(r"^Line \d+: ", "", str(exc))
+    lines = radl_text.splitlines()
+    if not line or line > len(lines):
+        return Problem(tpl.display, f"the RADL IM makes of it is invalid: {message}; IM would refuse to create it")
+    feature = lines[line - 1].strip().removesuffix(" and")
+    systems = [re.match(r"system ([\w.-]+)", text) for text in lines[:line]]
+    system = next((match.group(1) for match in reversed(systems) if match), None)
+    where = f"{feature} of system '{system}'" if system else feature
+    text = f"the RADL IM makes of it is invalid at {where} (RADL line {line}): {message}; IM would refuse to create it"
+    if system in tpl.node_templates:
+        return Problem(tpl.display, f"node '{system}': {text}", tpl.node_line(system), system)
+    return Problem(tpl.display, text)
 
 
 TEMPLATE_CHECKS = [
@@ -223,6 +253,6 @@ def types_check(piece: Piece, context: Context) -> Result:
 
 
 TYPES_CHECKS = [
-    ("yamllint", lambda piece, context: check_files(piece.path)),
+    ("yamllint", lambda piece, context: check_files(piece.path, own=piece.own)),
     ("tosca-parser", types_check),
 ]

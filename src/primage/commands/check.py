@@ -1,8 +1,9 @@
 """`primage check [PIECE|KIND|FILE ...]`: validate pieces with the real tools of the field.
 
-Prints a table of piece by check (pass, FAIL, not run, n/a), then every problem as
-`file:line (field): message`. Exit 0 when nothing failed, 1 when something did. A
-check that cannot run here is `not run` with its reason, never counted as passed.
+Prints a table of piece by check (pass, warn, FAIL, not run, n/a), then every problem as
+`file:line (field): message`, errors first, then warnings. Exit 0 when nothing failed, 1
+when something did; warnings never fail. A check that cannot run here is `not run` with
+its reason, never counted as passed.
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ import sys
 from .. import checks, pieces, report
 from ..checks import NOT_RUN, PieceReport
 from ..checks.registry import checks_for
-from . import add_input_options
+from ..errors import WARNING
+from ..tosca_types import UrlMap
+from . import add_input_options, add_map_url_option
+
+WARNINGS_HEADING = "warnings (house rules of this repository, never a failure):"
 
 
 def add_parser(subparsers):
@@ -29,25 +34,31 @@ def add_parser(subparsers):
         help="piece name, kind (e.g. tosca-case) or any template file; default: everything",
     )
     add_input_options(parser)
+    add_map_url_option(parser)
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     return parser
 
 
 def run(args) -> int:
-    selected = pieces.select(args.selectors)
-    case_owners = {p.related[0].stem for p in pieces.discover() if p.kind == "tosca-case"}
+    url_map = UrlMap.parse(args.map_url)
+    everything = pieces.discover()
+    selected = pieces.select(args.selectors, everything)
+    case_owners = {p.related[0].stem for p in everything if p.kind == "tosca-case"}
     reports: list[PieceReport] = []
     for piece in selected:
-        options = {"has_cases": piece.name in case_owners}
+        options = {"has_cases": piece.own and piece.name in case_owners, "url_map": url_map}
         if piece.kind == "tosca-template" and (args.inputs or args.set_options):
             options.update(input_files=args.inputs, set_options=args.set_options)
         if not args.json:
             print(f"checking {piece.kind} {piece.name}", file=sys.stderr, flush=True)
         reports.append(checks.run_checks(piece, checks_for(piece.kind), options))
     if args.json:
-        print(
-            json.dumps({"failed": any(r.failed for r in reports), "pieces": [r.as_dict() for r in reports]}, indent=2)
-        )
+        summary = {
+            "failed": any(r.failed for r in reports),
+            "warnings": sum(r.warnings for r in reports),
+            "pieces": [r.as_dict() for r in reports],
+        }
+        print(json.dumps(summary, indent=2))
     else:
         print(render_table(reports))
     return 1 if any(r.failed for r in reports) else 0
@@ -65,23 +76,29 @@ def _kind_table(reports: list[PieceReport]) -> str:
 
 
 def render_table(reports: list[PieceReport]) -> str:
-    """One table per kind of piece (each kind has its own checks), then the problems."""
+    """One table per kind of piece (each kind has its own checks), then the errors, the
+    warnings and the checks that did not run, each under its own heading."""
     kinds: dict[str, list[PieceReport]] = {}
     for piece_report in reports:
         kinds.setdefault(piece_report.piece.kind, []).append(piece_report)
     lines = []
     for group in kinds.values():
         lines += [_kind_table(group), ""]
-    details = []
+    sections: dict[str, list[str]] = {"problems:": [], WARNINGS_HEADING: []}
+    notes = []
     for piece_report in reports:
         for result in piece_report.results:
             for problem in result.problems:
-                details.append(f"  {problem}  [{result.check}]")
+                heading = list(sections)[problem.severity == WARNING]
+                sections[heading].append(f"  {problem}  [{result.check}]")
             if result.status == NOT_RUN:
-                details.append(f"  {piece_report.piece.display_path}: {result.check} not run: {result.reason}")
-    if details:
-        lines += ["problems:" if any(r.failed for r in reports) else "notes:", *details, ""]
+                notes.append(f"  {piece_report.piece.display_path}: {result.check} not run: {result.reason}")
+    sections["notes:"] = notes
+    for heading, entries in sections.items():
+        if entries:
+            lines += [heading, *entries, ""]
     failed = sum(r.failed for r in reports)
+    warnings = sum(r.warnings for r in reports)
     not_run = sum(1 for r in reports for x in r.results if x.status == NOT_RUN)
-    lines.append(f"{len(reports)} pieces, {failed} failed, {not_run} checks not run")
+    lines.append(f"{len(reports)} pieces, {failed} failed, {warnings} warnings, {not_run} checks not run")
     return "\n".join(lines)

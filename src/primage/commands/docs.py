@@ -1,5 +1,5 @@
 """`primage docs [--check]`: regenerate (or check) the documentation generated from the pieces:
-the template reference in README.md and the options section of every role README."""
+the template reference and the image list in README.md, and the options section of every role README."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from .. import docs, paths
 def add_parser(subparsers):
     parser = subparsers.add_parser(
         "docs",
-        help="regenerate the README sections generated from templates and role specs",
+        help="regenerate the README sections generated from templates, images and role specs",
         description="Rewrite the template reference of README.md (inputs and outputs of every TOSCA "
-        "template, every RADL template) and each role README's options section (from "
+        "template, every RADL template), its image list (containers/*/image.yml) and each role README's "
+        "options section (from "
         "meta/argument_specs.yml). With --check, change nothing and exit 1 if one is out of date.",
     )
     parser.add_argument("--check", action="store_true", help="only report what is out of date")

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from .. import ansible_env, paths
+from ..jinja_syntax import jinja_problems
 
 
 def add_parser(subparsers):
@@ -29,18 +30,6 @@ def lint_ansible(files: list[str]) -> int:
     targets = files or [str(paths.ansible_dir())]
     config = str(paths.root() / ".ansible-lint")
     return ansible_env.run_tool("ansible-lint", "--config-file", config, *targets, capture=False).returncode
-
-
-def jinja_problems(path: Path) -> list[str]:
-    import jinja2
-
-    # Only parsed, never rendered: autoescaping does not apply.
-    environment = jinja2.Environment(extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"])  # noqa: S701
-    try:
-        environment.parse(path.read_text(encoding="utf-8"))
-    except jinja2.TemplateSyntaxError as exc:
-        return [f"{paths.relative(path)}:{exc.lineno}: Jinja syntax error: {exc.message}"]
-    return []
 
 
 def lint_jinja(files: list[str]) -> int:

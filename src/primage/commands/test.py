@@ -49,9 +49,11 @@ def run(args) -> int:
         for r in runs:
             if r.reason:
                 print(f"  {r.role} on {r.platform}: not run: {r.reason}")
+            if r.error:
+                print(f"  {r.role} on {r.platform}: FAIL: {r.error}")
         failed = [f"{r.role} on {r.platform}" for r in runs if r.failed]
         print(f"\n{len(runs)} runs, {len(failed)} failed" + (f": {', '.join(failed)}" if failed else ""))
-    if not any(r.stages for r in runs):
+    if not any(r.stages or r.error for r in runs):
         print("primage: no Molecule run could start (see the reasons above)", file=sys.stderr)
         return 1
     return 1 if any(r.failed for r in runs) else 0

@@ -1,83 +1,161 @@
-"""The notebook StatefulSet and Service, as the API server stores them, and the published URL."""
+"""The notebook on the real cluster: the jupyter image serving through its Service, token required."""
 
-from kube_contract.verify import one
+import base64
+import json
+import os
+import ssl
+import subprocess
+import urllib.error
+import urllib.request
+from http.client import HTTPException
 
-from conftest import NAMESPACE
+import pytest
+from cluster_verify import http
+
+from conftest import NAMESPACE, TLS_DIR, notebook_token
 
 
-def _statefulset(objects):
-    return one(objects, "StatefulSet", NAMESPACE, "jupyter")
+def _statefulset(kube):
+    return kube.get("statefulset", "jupyter", NAMESPACE)
 
 
-def _container(objects):
-    containers = _statefulset(objects)["spec"]["template"]["spec"]["containers"]
+def _container(kube):
+    containers = _statefulset(kube)["spec"]["template"]["spec"]["containers"]
     assert [c["name"] for c in containers] == ["notebook"]
     return containers[0]
 
 
-def test_namespace_carries_the_standard_labels(contract_objects):
-    labels = one(contract_objects, "Namespace", name=NAMESPACE)["metadata"]["labels"]
-    assert labels["app.kubernetes.io/name"] == "jupyter"
-    assert labels["app.kubernetes.io/part-of"] == "primage"
-    assert labels["app.kubernetes.io/managed-by"] == "primage.platform"
-
-
-def test_statefulset_runs_one_notebook_with_a_pinned_image(contract_objects):
-    sts = _statefulset(contract_objects)
+def test_the_statefulset_runs_one_ready_notebook_of_the_loaded_image(kube):
+    sts = _statefulset(kube)
     assert sts["spec"]["replicas"] == 1
-    selector = sts["spec"]["selector"]["matchLabels"]
-    assert selector.items() <= sts["spec"]["template"]["metadata"]["labels"].items()
-    container = _container(contract_objects)
-    assert container["image"] == "registry.primage.test:5000/primage/jupyter:1.0.0"
-    assert container["ports"] == [{"name": "http", "containerPort": 8888, "protocol": "TCP"}]
-    assert container["readinessProbe"]["httpGet"] == {"path": "/api", "port": "http"}
+    assert sts["status"]["readyReplicas"] == 1
+    container = _container(kube)
+    assert container["image"] == os.environ["PRIMAGE_IMAGE_JUPYTER"]
+    assert container["imagePullPolicy"] == "IfNotPresent"
+    pod = kube.get("pod", "jupyter-0", NAMESPACE)
+    assert pod["status"]["phase"] == "Running"
+    assert pod["status"]["containerStatuses"][0]["restartCount"] == 0
 
 
-def test_notebook_reads_its_token_from_the_secret(contract_objects):
-    env = {e["name"]: e for e in _container(contract_objects)["env"]}
-    token = env["JUPYTER_TOKEN"]
-    assert "value" not in token
-    assert token["valueFrom"] == {"secretKeyRef": {"name": "notebook-token", "key": "token"}}
+def test_it_runs_as_the_images_user_with_a_read_only_root_and_its_home_on_a_volume(kube):
+    pod = _statefulset(kube)["spec"]["template"]["spec"]
+    context = pod["securityContext"]
+    assert (context["runAsUser"], context["runAsGroup"], context["fsGroup"]) == (1000, 1000, 1000)
+    assert context["runAsNonRoot"] is True
+    container = _container(kube)
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["home"] == "/home/primage"
+    assert mounts["tmp"] == "/tmp"
 
 
-def test_pod_mounts_onedata_with_fuse_and_sys_admin_only(contract_objects):
-    pod = _statefulset(contract_objects)["spec"]["template"]["spec"]
-    container = _container(contract_objects)
-    assert {"name": "fuse", "hostPath": {"path": "/dev/fuse", "type": "CharDevice"}} in pod["volumes"]
-    assert {"name": "fuse", "mountPath": "/dev/fuse"} in container["volumeMounts"]
-    assert container["securityContext"]["capabilities"] == {"add": ["SYS_ADMIN"]}
-    assert container["securityContext"]["privileged"] is False
-    env = {e["name"]: e for e in container["env"]}
-    assert env["ONECLIENT_PROVIDER_HOST"]["value"] == "provider.onedata.test"
-    assert env["ONECLIENT_ACCESS_TOKEN"]["valueFrom"] == {"secretKeyRef": {"name": "onedata-token", "key": "token"}}
+def test_the_node_port_refuses_requests_without_the_token(url, trusted):
+    status, _ = http(f"{url}/api/status", context=trusted)
+    assert status == 403
+    status, _ = http(f"{url}/api/status", token="not-the-token-of-this-notebook", context=trusted)  # noqa: S106
+    assert status == 403
 
 
-def test_pod_restarts_when_a_secret_it_reads_changes(contract_objects):
-    annotation = _statefulset(contract_objects)["spec"]["template"]["metadata"]["annotations"]
-    versions = dict(pair.split("=") for pair in annotation["primage.eu/secret-versions"].split(","))
-    for name in ("notebook-token", "onedata-token"):
-        assert versions[name] == one(contract_objects, "Secret", NAMESPACE, name)["metadata"]["resourceVersion"]
+def test_the_node_port_answers_with_the_token(url, host, trusted):
+    status, body = http(f"{url}/api/status", token=notebook_token(host), context=trusted)
+    assert status == 200, body
+    assert "started" in json.loads(body)
 
 
-def test_service_publishes_the_notebook_on_a_node_port(contract_objects):
-    service = one(contract_objects, "Service", NAMESPACE, "jupyter")
+def test_the_node_port_speaks_only_https_with_a_certificate_of_the_roles_ca(url, host, trusted):
+    """Verified against the role's CA for the node's address; refused by a client without that CA;
+    no HTTP answer at all to plain HTTP on the same port."""
+    with pytest.raises(urllib.error.URLError) as untrusted:
+        http(f"{url}/api/status", context=ssl.create_default_context())
+    assert isinstance(untrusted.value.reason, ssl.SSLCertVerificationError)
+    with pytest.raises((HTTPException, ConnectionError, urllib.error.URLError)):
+        urllib.request.urlopen(url.replace("https://", "http://") + "/api", timeout=10)  # noqa: S310
+    assert http(f"{url}/api/status", token=notebook_token(host), context=trusted)[0] == 200
+
+
+def test_the_ca_and_the_keys_stay_root_only_on_the_front_end_and_the_secret_holds_the_pair(kube, host):
+    folder = host.file(TLS_DIR)
+    assert (folder.mode, folder.user, folder.group) == (0o700, "root", "root")
+    for name in ("ca.key", "notebook.key"):
+        key = host.file(f"{TLS_DIR}/{name}")
+        assert (key.mode, key.user) == (0o600, "root"), name
+    secret = kube.get("secret", "notebook-tls", NAMESPACE)
+    assert secret["type"] == "kubernetes.io/tls"
+    data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert data["tls.crt"] == host.file(f"{TLS_DIR}/notebook.crt").content_string
+    assert data["tls.key"] == host.file(f"{TLS_DIR}/notebook.key").content_string
+    assert "ca.key" not in json.dumps(secret), "the CA's key never leaves the front end"
+
+
+def test_the_published_url_answers_from_the_front_end(host):
+    """The URL the role wrote, asked from the front end with the token read there (never a command line),
+    trusting the CA the role keeps there."""
+    url = host.file("/etc/primage/apps/jupyter/notebook-url").content_string.strip()
+    assert url == f"https://{os.environ['PRIMAGE_CLUSTER_NODE_IP']}:30888/"
+    probe = (
+        "import ssl, sys, urllib.request, urllib.error\n"
+        "token = open('/etc/primage/apps/jupyter/token').read().strip()\n"
+        f"context = ssl.create_default_context(cafile='{TLS_DIR}/ca.crt')\n"
+        "def get(headers):\n"
+        f"    request = urllib.request.Request('{url}api/status', headers=headers)\n"
+        "    try:\n"
+        "        return urllib.request.urlopen(request, timeout=10, context=context).status\n"
+        "    except urllib.error.HTTPError as error:\n"
+        "        return error.code\n"
+        "print(get({}), get({'Authorization': 'token ' + token}))\n"
+    )
+    result = subprocess.run(
+        ["docker", "exec", "-i", host.backend.name, "python3", "-"], input=probe, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["403", "200"]
+
+
+def test_the_home_holds_the_example_notebook_and_a_link_to_the_space(url, host, trusted):
+    status, body = http(f"{url}/api/contents", token=notebook_token(host), context=trusted)
+    assert status == 200, body
+    names = {item["name"] for item in json.loads(body)["content"]}
+    assert {"examples", "space"} <= names
+
+
+def test_the_notebook_reads_and_writes_the_nodes_space(url, host, space, trusted):
+    """Node mode end to end: a file of the front end's mount read in the pod, one written there back."""
+    token = notebook_token(host)
+    status, body = http(f"{url}/api/contents/space/from-the-front-end.txt?content=1", token=token, context=trusted)
+    assert status == 200, body
+    assert json.loads(body)["content"] == "written on the front end\n"
+    written = {"type": "file", "format": "text", "content": "written in the notebook\n"}
+    status, body = http(
+        f"{url}/api/contents/space/from-the-notebook.txt", token=token, method="PUT", body=written, context=trusted
+    )
+    assert status in (200, 201), body
+    copy = space / "from-the-notebook.txt"
+    assert copy.read_text() == "written in the notebook\n"
+    assert copy.stat().st_uid == 1000
+    assert host.file(f"{space}/from-the-notebook.txt").content_string == "written in the notebook\n"
+
+
+def test_node_mode_sees_the_nodes_mount_without_capabilities(kube, space):
+    pod = _statefulset(kube)["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "onedata-space")
+    assert volume["hostPath"] == {"path": str(space), "type": "Directory"}
+    mount = next(m for m in _container(kube)["volumeMounts"] if m["name"] == "onedata-space")
+    assert mount["mountPropagation"] == "HostToContainer"
+    assert not [e for e in _container(kube)["env"] if e["name"].startswith("ONECLIENT_")]
+
+
+def test_the_service_publishes_the_notebook_on_its_node_port(kube):
+    service = kube.get("service", "jupyter", NAMESPACE)
     assert service["spec"]["type"] == "NodePort"
     assert service["spec"]["ports"][0]["nodePort"] == 30888
-    assert service["spec"]["ports"][0]["targetPort"] == "http"
-    assert service["spec"]["selector"] == _statefulset(contract_objects)["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["ports"][0]["targetPort"] == "https"
+    assert service["spec"]["selector"] == _statefulset(kube)["spec"]["selector"]["matchLabels"]
 
 
-def test_url_is_published_without_the_token(host):
-    url = host.file("/etc/primage/apps/jupyter/notebook-url")
-    assert url.mode == 0o644
-    assert url.content_string == "http://front.primage.test:30888/\n"
-    token = host.file("/etc/primage/apps/jupyter/token").content_string
-    assert token not in url.content_string
-
-
-def test_every_write_is_a_server_side_apply_by_the_role(contract_objects, contract_requests):
-    for obj in contract_objects:
-        managers = {(m["manager"], m["operation"]) for m in obj["metadata"]["managedFields"]}
-        assert managers == {("primage-platform", "Apply")}, obj["metadata"]["name"]
-    writes = [r for r in contract_requests if r["method"] in ("POST", "PUT", "PATCH")]
-    assert {r["content_type"] for r in writes} == {"application/apply-patch+yaml"}
+def test_every_object_is_owned_by_the_role_through_server_side_apply(objects):
+    assert {o["kind"] for o in objects} == {"Namespace", "Secret", "Service", "StatefulSet"}
+    for obj in objects:
+        applied = [m for m in obj["metadata"]["managedFields"] if m["manager"] == "primage-platform"]
+        assert [m["operation"] for m in applied] == ["Apply"], obj["metadata"]["name"]
+        assert "kubectl.kubernetes.io/last-applied-configuration" not in (obj["metadata"].get("annotations") or {})

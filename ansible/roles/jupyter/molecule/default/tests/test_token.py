@@ -1,57 +1,60 @@
-"""The notebook and Onedata tokens: root-only on the front end, in their Secrets, nowhere else."""
+"""The notebook and Onedata tokens: root-only on the front end, in their Secret, nowhere else."""
 
 import base64
 import os
 import re
 
-from kube_contract.verify import requests_mentioning, scan_secrets, secret_value
+from cluster_verify import scan_secrets, without_secrets
 
-from conftest import NAMESPACE, TOKEN_FILE
+from conftest import NAMESPACE, TLS_DIR, TOKEN_FILE, notebook_token
 
 ONEDATA_TOKEN = os.environ["PRIMAGE_TEST_ONEDATA_TOKEN"]
-
-
-def _notebook_token(host):
-    return host.file(TOKEN_FILE).content_string
 
 
 def test_token_file_is_root_only(host):
     token_file = host.file(TOKEN_FILE)
     assert token_file.mode == 0o600
-    assert token_file.user == "root"
-    assert token_file.group == "root"
+    assert (token_file.user, token_file.group) == ("root", "root")
 
 
 def test_generated_token_is_long_and_random_looking(host):
-    assert re.fullmatch(r"[0-9a-f]{48}", _notebook_token(host))
+    assert re.fullmatch(r"[0-9a-f]{48}", notebook_token(host))
 
 
-def test_secrets_hold_the_tokens(host, contract_objects):
-    assert secret_value(contract_objects, NAMESPACE, "notebook-token", "token") == _notebook_token(host)
-    assert secret_value(contract_objects, NAMESPACE, "onedata-token", "token") == ONEDATA_TOKEN
-    stored = next(o for o in contract_objects if o["metadata"]["name"] == "notebook-token")
-    assert base64.b64decode(stored["data"]["token"], validate=True)
+def test_the_secret_holds_the_notebook_token(kube, host):
+    assert kube.secret_value(NAMESPACE, "notebook-token", "token") == notebook_token(host)
 
 
-def test_tokens_travel_only_in_their_secret_request_bodies(host, contract_requests):
-    for value, secret in ((_notebook_token(host), "notebook-token"), (ONEDATA_TOKEN, "onedata-token")):
-        carriers = requests_mentioning(contract_requests, value)
-        assert carriers, f"no request carried {secret}"
-        for request in carriers:
-            assert request["method"] == "PATCH"
-            assert request["path"] == f"/api/v1/namespaces/{NAMESPACE}/secrets/{secret}"
+def test_the_pod_restarts_when_its_token_changes(kube):
+    sts = kube.get("statefulset", "jupyter", NAMESPACE)
+    annotation = sts["spec"]["template"]["metadata"]["annotations"]["primage.eu/secret-versions"]
+    stored = kube.get("secret", "notebook-token", NAMESPACE)["metadata"]["resourceVersion"]
+    tls = kube.get("secret", "notebook-tls", NAMESPACE)["metadata"]["resourceVersion"]
+    assert annotation == f"notebook-tls={tls},notebook-token={stored}"
 
 
-def test_no_process_or_world_readable_file_holds_a_token(host):
-    report = scan_secrets(host)
-    assert report["values_checked"] >= 4
+def test_no_other_object_holds_a_token_and_node_mode_keeps_onedatas_out(objects, host):
+    assert sorted(o["metadata"]["name"] for o in objects if o["kind"] == "Secret") == ["notebook-tls", "notebook-token"]
+    text = without_secrets(objects)
+    assert notebook_token(host) not in text
+    assert ONEDATA_TOKEN not in text + str(objects)
+
+
+def test_no_process_or_world_readable_file_of_the_front_end_holds_a_token_or_key(host):
+    keys = [host.file(f"{TLS_DIR}/{name}").content_string.strip() for name in ("ca.key", "notebook.key")]
+    report = scan_secrets(host.backend.name, [notebook_token(host), ONEDATA_TOKEN, *keys])
+    assert report["values_checked"] == 8
     assert report["processes"] == []
     assert report["world_readable_files"] == []
 
 
 def test_inspection_copies_of_secrets_are_redacted_and_root_only(host):
-    for name in ("10-secret-onedata-token.yaml", "12-secret-notebook-token.yaml"):
-        copy = host.file(f"/etc/primage/apps/jupyter/{name}")
-        assert copy.mode == 0o600
-        assert _notebook_token(host) not in copy.content_string
-        assert ONEDATA_TOKEN not in copy.content_string
+    copy = host.file("/etc/primage/apps/jupyter/secret-notebook-token.yaml")
+    assert copy.mode == 0o600
+    assert notebook_token(host) not in copy.content_string
+    assert "UkVEQUNURUQ=" in copy.content_string
+    tls_copy = host.file("/etc/primage/apps/jupyter/secret-notebook-tls.yaml")
+    assert tls_copy.mode == 0o600
+    key = host.file(f"{TLS_DIR}/notebook.key").content_string
+    assert "PRIVATE KEY" not in tls_copy.content_string
+    assert base64.b64encode(key.encode()).decode() not in tls_copy.content_string

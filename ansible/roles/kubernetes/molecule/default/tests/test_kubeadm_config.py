@@ -1,5 +1,7 @@
 """The rendered kubeadm and kubelet configurations parse and carry the expected values."""
 
+import yaml
+
 
 def test_init_config_is_root_only(control_plane):
     config = control_plane.file("/etc/kubernetes/kubeadm/kubeadm-init.yaml")
@@ -47,3 +49,34 @@ def test_control_plane_initialised_once(control_plane):
     events = control_plane.file("/var/lib/kubeadm-stub/events.log").content_string.splitlines()
     assert len([line for line in events if line.startswith("init ")]) == 1
     assert not [line for line in events if line.startswith("FAILED")]
+
+
+def test_the_api_server_takes_no_anonymous_request_but_on_health_endpoints(init_config, control_plane, defaults):
+    api_server = init_config["ClusterConfiguration"]["apiServer"]
+    path = "/etc/kubernetes/authentication/authentication-config.yaml"
+    assert {"name": "authentication-config", "value": path} in api_server["extraArgs"]
+    assert api_server["extraVolumes"] == [
+        {
+            "name": "authentication-config",
+            "hostPath": "/etc/kubernetes/authentication",
+            "mountPath": "/etc/kubernetes/authentication",
+            "readOnly": True,
+            "pathType": "Directory",
+        }
+    ]
+    assert "anonymous-auth" not in {arg["name"] for arg in api_server["extraArgs"]}  # refused beside the file
+    authentication = control_plane.file(path)
+    assert (authentication.user, authentication.mode) == ("root", 0o644)
+    document = yaml.safe_load(authentication.content_string)
+    assert document["kind"] == "AuthenticationConfiguration"
+    assert document["anonymous"] == {
+        "enabled": True,
+        "conditions": [{"path": path} for path in defaults["kubernetes_apiserver_anonymous_paths"]],
+    }
+
+
+def test_the_kubelet_refuses_anonymous_requests(init_config):
+    kubelet = init_config["KubeletConfiguration"]
+    assert kubelet["authentication"]["anonymous"] == {"enabled": False}
+    assert kubelet["authentication"]["webhook"] == {"enabled": True}
+    assert kubelet["authorization"] == {"mode": "Webhook"}

@@ -18,7 +18,7 @@ def real_kubeadm() -> str:
     if not path:
         pytest.fail(
             "PRIMAGE_KUBEADM is not set: it must name the real kubeadm v1.36.3 binary "
-            "(e.g. .cache/kube-tools/v1.36.3/bin/kubeadm) that validates the rendered configs"
+            "(e.g. ~/.cache/primage/kube-tools/v1.36.3/bin/kubeadm) that validates the rendered configs"
         )
     if not (os.path.isfile(path) and os.access(path, os.X_OK)):
         pytest.fail(f"PRIMAGE_KUBEADM={path} is not an executable file: build the real kubeadm v1.36.3 first")

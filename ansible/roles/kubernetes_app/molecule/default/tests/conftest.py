@@ -1,4 +1,4 @@
-"""Verifier fixtures: the contract server's stored objects and request log (tests/support/kube_contract)."""
+"""Verifier fixtures: the test cluster the role ran against (tests/support/cluster_verify.py)."""
 
 import json
 import os
@@ -8,9 +8,20 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.environ["PRIMAGE_ROOT"], "tests", "support"))
 
-from kube_contract.verify import contract_objects, contract_requests  # noqa: F401
+from cluster_verify import Kube, require_cluster_run
 
 NAMESPACE = "demo"
+
+
+@pytest.fixture(scope="session")
+def kube() -> Kube:
+    require_cluster_run()
+    return Kube()
+
+
+@pytest.fixture(scope="session")
+def objects(kube) -> list[dict]:
+    return kube.application_objects(NAMESPACE)
 
 
 @pytest.fixture(scope="module")
