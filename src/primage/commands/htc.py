@@ -244,12 +244,6 @@ def ensure_application_image(directory: str) -> str:
     if broken:
         raise PrimageError(f"the image build failed: {broken[0].problem or broken[0].reason}")
     return wanted
-    engine.progress(f"the segmentation image {wanted} is missing: building it (primage images build {SEGMENTATION})")
-    results = build.build_all(planned)
-    broken = [r for r in results if r.status != build.BUILT]
-    if broken:
-        raise PrimageError(f"the image build failed: {broken[0].problem or broken[0].reason}")
-    return wanted
 
 
 def make_sample(backend, image: str, space: Path, count: int) -> None:

@@ -92,6 +92,37 @@ def test_all(planned: list[Planned], tests_dir: Path, present: list[Planned]) ->
     return results
 
 
+def ensure_test_build(application: str, layer: str = "onedata") -> str:
+    """The test build of the application's variant at this revision (`<variant tag>-test`), made
+    here when it is missing (with the application image it builds on): for tests outside the
+    pipeline that run the variant, such as pod mode on the test cluster."""
+    from . import build, revision, spec
+
+    engine.ensure_docker()
+    planned = revision.plan(spec.build_order(spec.load_set(), [application], with_variants=True))
+    key = f"{application}+{layer}"
+    item = next((p for p in planned if p.image.directory == key), None)
+    if item is None or not item.image.base.layer.has_test_build:
+        raise PrimageError(
+            f"containers/{application} has no {layer} variant with a test build (its image.yml lists no "
+            f"`variants: [{layer}]`, or the layer declares no stub packages)"
+        )
+    wanted = variants.as_test_build(item, {}).reference
+    if engine.image_present(wanted):
+        return wanted
+    bases = [p for p in planned if not variants.is_variant(p)]
+    if not engine.image_present(item.build_args[variants.APP_IMAGE_ARG]):
+        broken = [r for r in build.build_all(bases) if r.status != BUILT]
+        if broken:
+            raise PrimageError(f"the {application} image did not build: {broken[0].problem or broken[0].reason}")
+    engine.progress(f"{key}: the test build {wanted} is missing: building it")
+    with contextlib.ExitStack() as stubs:
+        made, failure = _test_build(client(), item, stubs, {})
+    if failure is not None:
+        raise PrimageError(f"{key}: {failure.unit.reason}")
+    return made.reference
+
+
 def _test_build(api, item: Planned, stubs: contextlib.ExitStack, served: dict) -> tuple[Planned, TestResult | None]:
     """The test build of a variant, its layer's stub repository served once for all its variants."""
     layer = item.image.base

@@ -1,0 +1,283 @@
+"""Pod mode on the real one-node cluster: the htc_batch and jupyter workloads as the roles render
+them with `<role>_onedata_mode: pod`, running the variants' test builds (the image pipeline's
+`-onedata-test` images: the stub oneclient of the oneclient role's scenario, installed from a
+signed repository through the variant layer's real apt-source code).
+
+Each pod mounts the space itself through FUSE, with the device the project's device plugin
+grants, SYS_ADMIN and never privileged, then runs the application as its user. The Job's results
+are read back from the folder standing in for the Onedata provider and checked against the
+sample's known lesions; the notebook, over HTTPS behind its token, reads a file of the provider
+and writes one back through its mount. What stands in for the provider is the one change made to
+the rendered pods here: the stub's backing folder (a hostPath) and its ownership options;
+everything else (security context, token Secrets, device request, input list, TLS) is the roles'."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import ssl
+import subprocess
+import urllib.error
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cluster_verify import Kube, http
+
+from primage import cluster, workloads
+from support.onedata_pod import APP_GID, APP_UID, STUB_BACKING, new_token, stub_options
+
+pytestmark = pytest.mark.cluster
+
+NAME = "pod-mode-kidney"  # the applications' names, their namespaces
+NOTEBOOK = "pod-mode-notebook"
+CASES = 3
+RESULTS = {"mask.nii.gz", "segmentation.json", "overlay.png", "_SUCCESS"}
+FUSE_RESOURCE = "primage.eu/fuse"
+
+
+@pytest.fixture(scope="module")
+def images(built) -> tuple[str, str]:
+    """(the segmentation image, its Onedata variant's test build) of this revision, built if missing."""
+    from primage.commands import htc
+    from primage.images import testing
+
+    return htc.ensure_segmentation_image(), testing.ensure_test_build("segmentation")
+
+
+@pytest.fixture(scope="module")
+def notebook_images(built) -> tuple[str, str]:
+    from primage.commands import htc
+    from primage.images import testing
+
+    return htc.ensure_application_image("jupyter"), testing.ensure_test_build("jupyter")
+
+
+@pytest.fixture(scope="module")
+def kube(images, notebook_images):
+    cluster.up(images=[*images, *notebook_images])  # with the FUSE device plugin, as the kubernetes role deploys it
+    try:
+        yield Kube(cluster.Layout())
+    finally:
+        cluster.down()
+
+
+@pytest.fixture(scope="module")
+def provider(images, tmp_path_factory) -> tuple[Path, list[dict], list[str]]:
+    """The folder the stub oneclient serves as the space: sample volumes with known lesions, written
+    by the segmentation image's own `sample` command, owned by root as a provider's storage is."""
+    folder = tmp_path_factory.mktemp("pod-mode") / "provider"
+    folder.mkdir()
+    made = subprocess.run(
+        ["docker", "run", "--rm", "--name", f"primage-pod-mode-sample-{folder.parent.name}", "--user", "0:0",
+         "--network", "none", "-v", f"{folder}:/space", images[0], "primage-segment", "sample", "/space",
+         "--count", str(CASES), "--seed", "5"],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    cases = json.loads((folder / "sample.json").read_text())["cases"]
+    inputs = (folder / "inputs.txt").read_text().splitlines()
+    assert len(cases) == len(inputs) == CASES
+    return folder, cases, inputs
+
+
+def rendered(images: tuple[str, str], inputs: list[str], token: str) -> workloads.Workload:
+    application, variant = images
+    values = {
+        "htc_batch_name": NAME,
+        "htc_batch_image": application,
+        "htc_batch_onedata_image": variant,
+        "htc_batch_image_pull_policy": "Never",  # the test cluster pulls nothing
+        "htc_batch_onedata_mode": "pod",
+        "htc_batch_onedata_provider_host": "provider.onedata.test",
+        "htc_batch_inputs": inputs,
+        "htc_batch_parallelism": 2,
+    }
+    return workloads.render("htc_batch", values, {"htc_batch_onedata_token": token})
+
+
+def with_stub_provider(workload: dict, provider: Path) -> dict:
+    """The rendered Job or StatefulSet, its pods given the stub's backing folder (the stand-in for the provider)."""
+    pod = workload["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    pod["volumes"].append({"name": "stub-provider", "hostPath": {"path": str(provider), "type": "Directory"}})
+    container["volumeMounts"].append({"name": "stub-provider", "mountPath": STUB_BACKING})
+    container["env"] += [{"name": k, "value": v} for k, v in stub_options().items()]
+    return workload
+
+
+@dataclass
+class Finished:
+    """The Job after its end: as stored, its pods and their logs, the provider's folder, the sample."""
+
+    stored: dict
+    pods: list[dict]
+    logs: dict[str, str]
+    folder: Path
+    cases: list[dict]
+    token: str
+    job: dict  # as rendered and applied
+
+
+@pytest.fixture(scope="module")
+def finished(kube, images, provider):
+    folder, cases, inputs = provider
+    token = new_token()
+    workload = rendered(images, inputs, token)
+    objects = [m.definition for m in workload.manifests]
+    (job,) = (o for o in objects if o["kind"] == "Job")
+    assert not [v for v in job["spec"]["template"]["spec"]["volumes"] if "hostPath" in v], "pod mode: no hostPath"
+    with_stub_provider(job, folder)
+    namespace = job["metadata"]["namespace"]
+    kube.apply(*objects)
+    try:
+        kube.wait_for(
+            f"the Job {namespace}/{job['metadata']['name']} to complete",
+            lambda: _condition(kube.get("job", job["metadata"]["name"], namespace), ("Complete", "Failed")),
+            timeout=600,
+            diagnose=("describe", "pods", "-n", namespace),
+        )
+        stored = kube.get("job", job["metadata"]["name"], namespace)
+        pods = kube.items("pods", namespace, "-l", f"batch.kubernetes.io/job-name={job['metadata']['name']}")
+        logs = {p["metadata"]["name"]: kube.logs(p["metadata"]["name"], namespace) for p in pods}
+        yield Finished(stored, pods, logs, folder, cases, token, job)
+    finally:
+        kube.run("delete", "namespace", namespace, "--ignore-not-found", "--wait=true", "--timeout=120s", check=False)
+
+
+def _condition(job: dict, types: tuple[str, ...]) -> str | None:
+    for condition in job.get("status", {}).get("conditions") or []:
+        if condition["type"] in types and condition["status"] == "True":
+            return condition["type"]
+    return None
+
+
+def test_every_task_completes_through_the_fuse_mount_in_its_pod(finished):
+    assert _condition(finished.stored, ("Complete", "Failed")) == "Complete", json.dumps(finished.logs)[-4000:]
+    assert finished.stored["status"]["succeeded"] == CASES
+    succeeded = [p for p in finished.pods if p["status"]["phase"] == "Succeeded"]
+    assert len(succeeded) == CASES, [p["status"]["phase"] for p in finished.pods]
+    for name, log in finished.logs.items():
+        assert "oneclient (stub): provider provider.onedata.test" in log, (name, log)
+        assert "primage-onedata: unmounted the space" in log, (name, log)
+
+
+def test_the_results_land_in_the_space_and_match_the_known_lesions(finished):
+    (container,) = finished.job["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    outputs = Path(env["PRIMAGE_OUTPUT_DIR"]).relative_to(env["ONECLIENT_MOUNT_POINT"])
+    for case in finished.cases:
+        result = finished.folder / outputs / case["input"].removesuffix(".gz").removesuffix(".nii")
+        assert {p.name for p in result.iterdir()} == RESULTS, case["input"]
+        record = json.loads((result / "segmentation.json").read_text())
+        assert record["input"]["path"] == case["input"]
+        assert record["volume_ml"] == pytest.approx(case["truth_volume_ml"], rel=0.2), case["input"]
+
+
+def test_the_pods_are_never_privileged_and_get_the_device_from_the_plugin(finished, kube):
+    for pod in finished.pods:
+        (container,) = pod["spec"]["containers"]
+        context = container["securityContext"]
+        assert context["privileged"] is False
+        assert context["capabilities"]["drop"] == ["ALL"]
+        assert "SYS_ADMIN" in context["capabilities"]["add"]
+        assert container["resources"]["limits"][FUSE_RESOURCE] == "1"
+        assert pod["spec"]["securityContext"]["fsGroup"] == APP_GID
+        assert not [v for v in pod["spec"]["volumes"] if v.get("hostPath", {}).get("path") == "/dev/fuse"]
+    node = kube.get("node", cluster.Settings().node_name)
+    assert int(node["status"]["allocatable"][FUSE_RESOURCE]) >= 1
+
+
+def test_the_application_ran_as_its_user_and_the_token_stayed_in_oneclient(finished):
+    for name, log in finished.logs.items():
+        assert finished.token not in log, name
+    assert finished.token not in json.dumps(finished.stored)
+    (container,) = finished.job["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["ONECLIENT_ACCESS_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "onedata-token"
+    for name, log in finished.logs.items():
+        assert re.search(rf"primage-onedata: running \S+ as {APP_UID}:{APP_GID}\n", log), (name, log)
+    # Written through the mount by the application, stored by the stub's bindfs as the backing
+    # folder's owner (root, as a provider stores a space's files): nothing of the host's changes hands.
+    written = list(finished.folder.rglob("segmentation.json"))
+    assert len(written) == CASES
+    assert {p.stat().st_uid for p in written} == {0}
+
+
+# --------------------------------------------------------------------------- the notebook
+
+
+@pytest.fixture(scope="module")
+def notebook(kube, notebook_images, tmp_path_factory):
+    """The jupyter workload in pod mode over HTTPS (a CA made for it), its space the stub provider's folder."""
+    from primage import tls
+
+    application, variant = notebook_images
+    base = tmp_path_factory.mktemp("pod-mode-notebook")
+    folder = base / "provider"
+    folder.mkdir()
+    (folder / "from-the-provider.txt").write_text("stored by the provider\n")
+    node_ip = cluster.Settings().node_ip
+    made = tls.server_certificates(base / "tls", "pod mode notebook CA", ["localhost"], [node_ip], prefix="notebook")
+    onedata_token, notebook_token = new_token(), secrets.token_hex(24)
+    values = {
+        "jupyter_name": NOTEBOOK,
+        "jupyter_image": application,
+        "jupyter_onedata_image": variant,
+        "jupyter_image_pull_policy": "Never",
+        "jupyter_onedata_mode": "pod",
+        "jupyter_onedata_provider_host": "provider.onedata.test",
+        "jupyter_tls_source": "content",
+        "jupyter_tls_certificate": made.certificate.read_text(),
+        "jupyter_storage_size": "",
+        "jupyter_node_port": 0,
+    }
+    private = {
+        "jupyter_onedata_token": onedata_token,
+        "jupyter_token": notebook_token,
+        "jupyter_tls_private_key": made.key.read_text(),
+    }
+    objects = [m.definition for m in workloads.render("jupyter", values, private).manifests]
+    (statefulset,) = (o for o in objects if o["kind"] == "StatefulSet")
+    with_stub_provider(statefulset, folder)
+    kube.apply(*objects)
+    try:
+        kube.wait_for(
+            f"the notebook {NOTEBOOK} to be ready",
+            lambda: kube.get("statefulset", NOTEBOOK, NOTEBOOK).get("status", {}).get("readyReplicas", 0) >= 1,
+            timeout=300,
+            diagnose=("describe", "pods", "-n", NOTEBOOK),
+        )
+        (port,) = kube.get("service", NOTEBOOK, NOTEBOOK)["spec"]["ports"]
+        context = ssl.create_default_context(cafile=str(made.ca))
+        yield f"https://{node_ip}:{port['nodePort']}", context, notebook_token, onedata_token, folder
+    finally:
+        kube.run("delete", "namespace", NOTEBOOK, "--ignore-not-found", "--wait=true", "--timeout=120s", check=False)
+
+
+def test_the_notebook_serves_over_https_behind_its_token(notebook):
+    url, context, token, *_ = notebook
+    assert http(f"{url}/api/contents", context=context)[0] == 403
+    assert http(f"{url}/api/contents", token=token, context=context)[0] == 200
+    with pytest.raises(urllib.error.URLError):
+        http(f"{url}/api", context=ssl.create_default_context())  # without the notebook's CA
+
+
+def test_the_notebook_reads_and_writes_the_space_its_pod_mounts(notebook, kube):
+    url, context, token, onedata_token, folder = notebook
+    status, body = http(f"{url}/api/contents/space/from-the-provider.txt?content=1", token=token, context=context)
+    assert status == 200, body
+    assert json.loads(body)["content"] == "stored by the provider\n"
+    written = {"type": "file", "format": "text", "content": "written in the notebook\n"}
+    status, body = http(
+        f"{url}/api/contents/space/from-the-notebook.txt", token=token, method="PUT", body=written, context=context
+    )
+    assert status in (200, 201), body
+    assert (folder / "from-the-notebook.txt").read_text() == "written in the notebook\n"
+    (pod,) = kube.items("pods", NOTEBOOK)
+    log = kube.logs(pod["metadata"]["name"], NOTEBOOK)
+    assert "oneclient (stub): provider provider.onedata.test" in log
+    assert re.search(rf"primage-onedata: running \S+ as {APP_UID}:{APP_GID}\n", log), log
+    assert onedata_token not in log
+    assert token not in log
