@@ -4,6 +4,7 @@ read from the workload the roles render (primage.workloads, pod mode), never wri
 
     user 0:0 (runAsUser/runAsGroup)      --user 0:0
     capabilities drop ALL, add ...       --cap-drop ALL --cap-add SYS_ADMIN --cap-add SETUID ...
+    allowPrivilegeEscalation false       --security-opt no-new-privileges
     fsGroup                              --group-add <fsGroup>
     readOnlyRootFilesystem               --read-only
     an emptyDir volume                   -v <a new host folder, root:fsGroup 2777, as the kubelet makes it>
@@ -102,6 +103,8 @@ def render_pod(role: str, values: dict, token: str, other_secrets: dict | None =
     options += [f"--cap-drop={cap}" for cap in context["capabilities"].get("drop", [])]
     options += [f"--cap-add={cap}" for cap in context["capabilities"].get("add", [])]
     options += ["--group-add", str(pod_context["fsGroup"])]
+    if context.get("allowPrivilegeEscalation") is False:
+        options += ["--security-opt", "no-new-privileges"]  # what the kubelet sets: no_new_privs
     if context.get("readOnlyRootFilesystem"):
         options.append("--read-only")
     if context.get("appArmorProfile", {}).get("type") == "Unconfined" and Path("/sys/module/apparmor").exists():

@@ -124,8 +124,7 @@ def test_pod_mode_gets_fuse_from_the_device_plugin_never_a_host_device():
     assert container["resources"]["limits"]["primage.eu/fuse"] == 1
     assert "SYS_ADMIN" in container["securityContext"]["capabilities"]["add"]
     assert container["securityContext"]["privileged"] is False
-    # Left true in pod mode (the real API server accepts false beside SYS_ADMIN: tests/cluster shows it).
-    assert container["securityContext"]["allowPrivilegeEscalation"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert not [v for v in pod["volumes"] if "hostPath" in v]
     env = {e["name"]: e for e in container["env"]}
     assert env["ONECLIENT_ACCESS_TOKEN"]["valueFrom"] == {"secretKeyRef": {"name": "onedata-token", "key": "token"}}
@@ -341,3 +340,34 @@ def test_node_mode_needs_only_the_space_volume_so_a_local_folder_can_stand_in(pi
         assert mounts[0]["mountPropagation"] == "HostToContainer"
         assert not [e for e in container.get("env", []) if e["name"].startswith("ONECLIENT_")]
         assert "add" not in container["securityContext"]["capabilities"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"allowPrivilegeEscalation": True}, "must set allowPrivilegeEscalation false"),
+        ({"allowPrivilegeEscalation": None}, "must set allowPrivilegeEscalation false"),
+        ({"privileged": None}, "must set privileged false"),
+    ],
+)
+def test_the_rules_check_refuses_a_pod_mode_container_that_may_gain_privileges(change, message):
+    """Pod mode adds SYS_ADMIN, and no more: privilege escalation off and never privileged, as rendered."""
+    from primage.checks import workload_checks
+
+    (job,) = [
+        m.definition
+        for m in htc(htc_batch_onedata_mode="pod", htc_batch_onedata_provider_host="p").manifests
+        if m.kind == "Job"
+    ]
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    piece = next(p for p in CASES if p.name == "htc_batch-pod-mode")
+    assert workload_checks._container_problems(piece, "Job", container, pod["securityContext"]) == []
+    context = container["securityContext"]
+    for key, value in change.items():
+        if value is None:
+            del context[key]
+        else:
+            context[key] = value
+    (problem,) = workload_checks._container_problems(piece, "Job", container, pod["securityContext"])
+    assert problem.message == f"Job container task: {message}"

@@ -91,11 +91,8 @@ def _container_problems(piece: Piece, where: str, container: dict, pod_context: 
     added = (context.get("capabilities") or {}).get("add") or []
     if context.get("privileged") is not False:
         problems.append(Problem(piece.display_path, f"{name}: must set privileged false"))
-    # The API server refuses allowPrivilegeEscalation false beside SYS_ADMIN; elsewhere it is a must.
-    if context.get("allowPrivilegeEscalation") is not ("SYS_ADMIN" in added):
-        problems.append(
-            Problem(piece.display_path, f"{name}: allowPrivilegeEscalation must be false (true only beside SYS_ADMIN)")
-        )
+    if context.get("allowPrivilegeEscalation") is not False:
+        problems.append(Problem(piece.display_path, f"{name}: must set allowPrivilegeEscalation false"))
     if added and "SYS_ADMIN" not in added:
         problems.append(Problem(piece.display_path, f"{name}: adds {added} without mounting anything"))
     if not added and pod_context.get("runAsNonRoot") is not True:

@@ -125,7 +125,7 @@ def _new_job(kube, facts) -> dict:
 
 
 def test_pod_mode_objects_are_accepted_by_the_api_server(kube, host):
-    """The pods of pod mode need the `-onedata` image variant (not built here yet): the objects only."""
+    """The role in pod mode stores what pod mode needs (its pods run in tests/cluster/test_onedata_pod_mode.py)."""
     run = run_playbook("pod_mode.yml")
     try:
         assert run.returncode == 0, run.stdout[-3000:]
@@ -141,6 +141,7 @@ def test_pod_mode_objects_are_accepted_by_the_api_server(kube, host):
         context = container["securityContext"]
         assert context["capabilities"] == {"drop": ["ALL"], "add": ["SYS_ADMIN", "SETUID", "SETGID"]}
         assert context["privileged"] is False
+        assert context["allowPrivilegeEscalation"] is False
         assert context["appArmorProfile"] == {"type": "Unconfined"}
         assert not [v for v in pod["volumes"] if "hostPath" in v]
         env = {e["name"]: e for e in container["env"]}

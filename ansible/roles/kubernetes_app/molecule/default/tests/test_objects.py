@@ -53,7 +53,7 @@ def test_pod_wiring_for_in_pod_oneclient(facts):
     assert pod["resources"] == {"primage.eu/fuse": 1}
     assert pod["container_security_context"] == {
         "privileged": False,
-        "allowPrivilegeEscalation": True,
+        "allowPrivilegeEscalation": False,
         "readOnlyRootFilesystem": True,
         "capabilities": {"drop": ["ALL"], "add": ["SYS_ADMIN", "SETUID", "SETGID"]},
         "appArmorProfile": {"type": "Unconfined"},
