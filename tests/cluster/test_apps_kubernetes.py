@@ -217,6 +217,12 @@ def test_a_notebook_starts_over_https_stops_starts_again_and_is_deleted(kubeconf
 
     shown = primage("notebook", "url", "lab", *options)
     assert (shown.returncode, shown.stdout.strip()) == (0, url)
+    token_file.unlink()  # as on another machine: the token is read back from the StatefulSet's Secret
+    shown = primage("notebook", "url", "lab", "--with-token", *options)
+    assert shown.returncode == 0, shown.stderr
+    assert token in shown.stdout
+    assert token_file.read_text().strip() == token
+    assert token_file.stat().st_mode & 0o077 == 0
     listed = json.loads(primage("apps", "list", *options, "--json").stdout)
     assert [(a["kind"], a["state"]) for a in listed if a["name"] == "lab"] == [("notebook", "running")]
     log = primage("apps", "logs", "lab", *options)

@@ -10,24 +10,11 @@ import pytest
 import yaml
 
 from primage import pieces, tosca
+from support.tosca_outputs import EXPECTED_OUTPUTS
 
 pytestmark = pytest.mark.integration
 
 CASES = [p for p in pieces.discover() if p.kind == "tosca-case"]
-
-# The outputs a user needs after deploying each topology.
-EXPECTED_OUTPUTS = {
-    "kubernetes_cluster": {"api_endpoint", "front_end_address", "next_steps"},
-    "htc_batch": {"api_endpoint", "front_end_address", "next_steps", "application_name", "output_folder"},
-    "jupyter": {
-        "api_endpoint",
-        "front_end_address",
-        "next_steps",
-        "application_name",
-        "notebook_url",
-        "notebook_ca_certificate",
-    },
-}
 
 
 def render_case(primage, private_file, tmp_path, case, **overrides):

@@ -22,6 +22,7 @@ from primage import cli, im_auth, infra, infra_scale, pieces, radl, tosca
 from primage.checks import radl_checks
 from primage.im_rest import IMClient
 from primage.im_server import free_port
+from support.tosca_outputs import EXPECTED_OUTPUTS
 
 pytestmark = pytest.mark.integration
 
@@ -29,18 +30,6 @@ ROOT = Path(__file__).resolve().parents[2]
 CASES = [p for p in pieces.discover() if p.kind == "tosca-case"]
 COMPOSITION = next(p for p in pieces.discover() if p.kind == "radl-composition" and p.name.startswith("htc_batch"))
 THROWAWAY_TOKEN = "integration-test-throwaway-token"  # noqa: S105 (not a real token)
-EXPECTED_OUTPUTS = {
-    "kubernetes_cluster": {"api_endpoint", "front_end_address", "next_steps"},
-    "htc_batch": {"api_endpoint", "front_end_address", "next_steps", "application_name", "output_folder"},
-    "jupyter": {
-        "api_endpoint",
-        "front_end_address",
-        "next_steps",
-        "application_name",
-        "notebook_url",
-        "notebook_ca_certificate",
-    },
-}
 PRIMAGE = str(Path(sys.executable).parent / "primage")
 
 

@@ -608,15 +608,16 @@ class KubernetesBackend(Backend):
             import base64
 
             notebook = self._notebook(name)
+            secret_name, key = _token_secret(notebook)
             secret = self.call(
                 "read the notebook's token",
                 self.core().read_namespaced_secret,
-                "notebook-token",
+                secret_name,
                 notebook.metadata.namespace,
             )
             from .. import tls
 
-            tls.write_private(token, base64.b64decode(secret.data["token"]))
+            tls.write_private(token, base64.b64decode(secret.data[key]))
         return app.url, token
 
     def stop_notebook(self, name: str) -> Application:
@@ -853,4 +854,23 @@ def _find_task(app: Application, which: str) -> Task:
     raise UsageError(
         f"application {app.name} has no task '{which}': give its index (0 to {len(app.tasks) - 1}) or its "
         "input as `primage apps show` lists them"
+    )
+
+
+def _token_secret(notebook) -> tuple[str, str]:
+    """(Secret name, key) of the notebook's token, read from its StatefulSet as the role rendered it:
+    the Secret volume mounted where the container's JUPYTER_TOKEN_FILE lies."""
+    spec = notebook.spec.template.spec
+    for container in spec.containers:
+        token_file = next((e.value for e in container.env or [] if e.name == "JUPYTER_TOKEN_FILE"), None)
+        if not token_file:
+            continue
+        folder, key = token_file.rsplit("/", 1)
+        mount = next((m for m in container.volume_mounts or [] if m.mount_path.rstrip("/") == folder), None)
+        volume = next((v for v in spec.volumes or [] if mount and v.name == mount.name), None)
+        if volume is not None and volume.secret is not None:
+            return volume.secret.secret_name, key
+    raise PrimageError(
+        f"the notebook {notebook.metadata.name} reads its token from no Secret volume (JUPYTER_TOKEN_FILE): "
+        "its StatefulSet was not made by primage"
     )
