@@ -34,3 +34,25 @@ def primage(capsys):
         return Run(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture
+def checkout(tmp_path, monkeypatch):
+    """A copy of the repository's pieces that a test may add files to (templates, image folders),
+    made the root primage works on, with a cache of its own."""
+    import shutil
+
+    from primage import paths, release
+
+    copy = tmp_path / "repo"
+    for name in ("tosca", "radl", "ansible", "containers"):
+        shutil.copytree(ROOT / name, copy / name, ignore=shutil.ignore_patterns("molecule", ".cache"))
+    for name in ("pyproject.toml", ".yamllint", "README.md"):
+        shutil.copy(ROOT / name, copy / name)
+    monkeypatch.setenv("PRIMAGE_ROOT", str(copy))
+    monkeypatch.setenv("PRIMAGE_CACHE", str(tmp_path / "cache"))
+    paths.root.cache_clear()
+    release.current.cache_clear()
+    yield copy
+    paths.root.cache_clear()
+    release.current.cache_clear()

@@ -2,28 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
-import pytest
-
-from conftest import ROOT
-from primage import paths
-
-
-@pytest.fixture
-def checkout(tmp_path, monkeypatch):
-    """A copy of the repository's pieces that a test may add files to."""
-    copy = tmp_path / "repo"
-    for name in ("tosca", "radl", "ansible", "containers"):
-        shutil.copytree(ROOT / name, copy / name, ignore=shutil.ignore_patterns("molecule", ".cache"))
-    for name in ("pyproject.toml", ".yamllint", "README.md"):
-        shutil.copy(ROOT / name, copy / name)
-    monkeypatch.setenv("PRIMAGE_ROOT", str(copy))
-    monkeypatch.setenv("PRIMAGE_CACHE", str(tmp_path / "cache"))
-    paths.root.cache_clear()
-    yield copy
-    paths.root.cache_clear()
-
 
 def test_a_new_template_and_case_show_up_in_list_and_check(primage, checkout):
     new = checkout / "tosca" / "gpu_cluster.yaml"

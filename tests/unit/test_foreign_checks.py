@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from conftest import FIXTURES, ROOT
-from primage import paths, release, tosca_types
+from primage import release, tosca_types
 
 HEAD = "---\ntosca_definitions_version: tosca_simple_yaml_1_0\n"
 
@@ -234,22 +234,6 @@ def test_breaking_yaml_fails_a_foreign_file_too(primage, tmp_path):
         yamllint = results_of(run)["yamllint"]
         assert yamllint["status"] == "FAIL"
         assert any(f"[yamllint {rule}]" in p["message"] and p["severity"] == "error" for p in yamllint["problems"])
-
-
-@pytest.fixture
-def checkout(tmp_path, monkeypatch):
-    copy = tmp_path / "repo"
-    for name in ("tosca", "radl", "ansible", "containers"):
-        shutil.copytree(ROOT / name, copy / name, ignore=shutil.ignore_patterns("molecule", ".cache"))
-    for name in ("pyproject.toml", ".yamllint", "README.md"):
-        shutil.copy(ROOT / name, copy / name)
-    monkeypatch.setenv("PRIMAGE_ROOT", str(copy))
-    monkeypatch.setenv("PRIMAGE_CACHE", str(tmp_path / "cache"))
-    paths.root.cache_clear()
-    release.current.cache_clear()
-    yield copy
-    paths.root.cache_clear()
-    release.current.cache_clear()
 
 
 def test_house_style_stays_strict_for_the_repositorys_own_pieces(primage, checkout):

@@ -336,21 +336,6 @@ def test_the_images_dir_defaults_to_containers():
 # --------------------------------------------------------------------------- a new image folder
 
 
-@pytest.fixture
-def checkout(tmp_path, monkeypatch):
-    """A copy of the repository's pieces that a test may add image folders to."""
-    copy = tmp_path / "repo"
-    for name in ("tosca", "radl", "ansible", "containers"):
-        shutil.copytree(ROOT / name, copy / name, ignore=shutil.ignore_patterns("molecule", ".cache"))
-    for name in ("pyproject.toml", ".yamllint", "README.md"):
-        shutil.copy(ROOT / name, copy / name)
-    monkeypatch.setenv("PRIMAGE_ROOT", str(copy))
-    monkeypatch.setenv("PRIMAGE_CACHE", str(tmp_path / "cache"))
-    paths.root.cache_clear()
-    yield copy
-    paths.root.cache_clear()
-
-
 def test_a_new_image_folder_is_listed_checked_and_documented(primage, checkout):
     shutil.copytree(IMAGES / "tool", checkout / "containers" / "hello")
     listed = {p["name"]: p for p in primage("list", "--kind", "image", "--json").json()}
