@@ -65,9 +65,9 @@ class Backend(abc.ABC):
         machine, or a Onedata space (provider and token from the private config) the cluster mounts."""
 
     @abc.abstractmethod
-    def refuse_onedata(self, space: str) -> None:
-        """Raise, saying what to do instead, when this backend cannot mount a Onedata space itself;
-        called before the private config is read."""
+    def refuse_onedata(self, space: str, kind: str = "htc") -> None:
+        """Raise, saying what to do instead, when this backend cannot mount a Onedata space itself for
+        an application of this kind; called before the private config is read."""
 
     @abc.abstractmethod
     def submission(self, name: str) -> Submission | None:
@@ -81,9 +81,12 @@ class Backend(abc.ABC):
     def saved_token(self, name: str) -> str | None:
         """A notebook's token kept from its first start, so a restart keeps its URL's token."""
 
-    def find_inputs(self, space: Path | None, onedata: Access | None, pattern: str, output: str) -> list[str]:
+    def find_inputs(
+        self, space: Path | None, onedata: Access | None, pattern: str, output: str, probe=None
+    ) -> list[str]:
         """The input files of a submission, relative to the space, in task order. Here: a folder of
-        this machine; a backend whose pods mount a Onedata space lists that space instead."""
+        this machine; a backend whose pods mount a Onedata space lists that space instead, through a
+        pod of the workload `probe()` renders (the submission's own, with a stand-in input list)."""
         from . import inputs
 
         if space is None:

@@ -58,19 +58,29 @@ def find(space: Path, pattern: str, output: str) -> list[str]:
         matches = glob.glob(pattern, root_dir=space, recursive=True)
     except OSError as error:
         raise PrimageError(f"cannot list the space folder ({error.strerror or error})", file=space) from None
-    output_prefix = output.rstrip("/") + "/"
     root = str(space)
+
+    def is_input(relative: str) -> bool:
+        path = os.path.join(root, relative)
+        return os.path.isfile(path) or (os.path.isdir(path) and _series(Path(path)))
+
+    found = _select(matches, output, is_input)
+    if not found:
+        raise PrimageError(f"no file matches --files '{pattern}' in the space folder{_hint(space)}", file=space)
+    return found
+
+
+def _select(matches, output: str, is_input) -> list[str]:
+    """The rule of both listings: matches outside the output folder, not hidden, that are inputs."""
+    output_prefix = output.rstrip("/") + "/"
     found = []
     # Plain string operations: ten thousand files are listed in milliseconds.
     for relative in matches:
         relative = relative.rstrip("/")
         if relative == output or relative.startswith(output_prefix) or _hidden(relative):
             continue
-        path = os.path.join(root, relative)
-        if os.path.isfile(path) or (os.path.isdir(path) and _series(Path(path))):
+        if is_input(relative):
             found.append(relative)
-    if not found:
-        raise PrimageError(f"no file matches --files '{pattern}' in the space folder{_hint(space)}", file=space)
     return sorted(found)
 
 

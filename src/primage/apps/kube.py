@@ -9,7 +9,12 @@ backend, and its pods give each task's attempts, exit code, times and error.
 The record is on the cluster: the Job carries the application's labels and, in an annotation, the
 submission, so every terminal with the kubeconfig sees the same state. The space is a folder of
 the nodes (node mode, a hostPath): on the one-node test cluster the folder of this machine, on a
-real cluster a Onedata space every node mounts at the same path. Resubmitting the same
+real cluster a Onedata space every node mounts at the same path. With --onedata SPACE the pods
+mount the space themselves (pod mode, the image's Onedata variant, provider and token from the
+private Onedata config): a pod of the same template lists the space for the inputs and the
+complete results (primage.apps.kube_space), and removes the results of a deleted application.
+--pod-overrides adds a site's nodeSelector, tolerations, volumes and environment to every pod
+(primage.apps.overrides). Resubmitting the same
 application finds its Job: a complete one runs nothing, a failed or interrupted one is made again,
 and the task image skips every input whose results are complete (the task contract's _SUCCESS).
 
@@ -36,7 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import PrimageError, UsageError
-from . import inputs, model
+from . import inputs, kube_space, model, overrides
 from .backend import Backend, Output, RunOutcome, unknown_application
 from .local import APP_LABEL, KIND_LABEL, describe_exit, prepare_output, remove_results
 from .model import DONE, FAILED, INTERRUPTED, PENDING, RUNNING, Application, Counts, Task
@@ -95,6 +100,9 @@ class KubernetesBackend(Backend):
         self.kubeconfig = kubeconfig_path(kubeconfig)
         self._client = None
         self._addresses: tuple[list[str], list[str]] | None = None
+        self.onedata_image = ""  # the Onedata variant to run with --onedata (default: the image's -onedata)
+        self.pod_overrides: dict = {}
+        self.listed = None  # the listing of a Onedata space made by find_inputs
 
     # --- the client ----------------------------------------------------------------------------------
 
@@ -152,15 +160,20 @@ class KubernetesBackend(Backend):
 
     # --- submitting ----------------------------------------------------------------------------------
 
-    def refuse_onedata(self, space: str) -> None:
-        raise UsageError(
-            f"--onedata {space}: the kubernetes backend does not mount Onedata spaces itself yet; mount the space "
-            "on every node with oneclient (the cluster templates do) and give that folder with --space"
-        )
+    def refuse_onedata(self, space: str, kind: str = "htc") -> None:
+        """HTC and batch pods mount a Onedata space themselves (pod mode); a notebook sees the nodes' mount."""
+        if kind == "notebook":
+            raise UsageError(
+                f"--onedata {space}: a notebook on the kubernetes backend sees a space the nodes mount: mount it on "
+                "every node with oneclient (the cluster templates do) and give that folder with --space"
+            )
 
     def space_values(self, application: str, space: Path | None, onedata=None) -> tuple[dict, dict]:
         if onedata is not None:
-            self.refuse_onedata(onedata.space)
+            values, secret_values = onedata.workload_values(application)
+            if self.onedata_image:
+                values[f"{application}_onedata_image"] = self.onedata_image
+            return values, secret_values
         # Node mode: the hostPath of the space is this folder, the same path on every node.
         return ({f"{application}_space_mount_point": str(space)} if space else {}), {}
 
@@ -170,6 +183,31 @@ class KubernetesBackend(Backend):
             "list the applications' Jobs", self.batch().list_job_for_all_namespaces, label_selector=selector
         )
         return sorted(found.items, key=lambda job: job.metadata.creation_timestamp)
+
+    def find_inputs(self, space, onedata, pattern: str, output: str, probe=None) -> list[str]:
+        """A Onedata space is listed by a pod of the application's own template (see kube_space)."""
+        if onedata is None:
+            return super().find_inputs(space, onedata, pattern, output)
+        from .. import engine
+
+        objects = [copy.deepcopy(m.definition) for m in probe().manifests]
+        job = next(o for o in objects if o["kind"] == "Job")
+        overrides.apply(job["spec"]["template"], self.pod_overrides)
+        namespace, application = job["metadata"]["namespace"], job["metadata"]["labels"]["app.kubernetes.io/name"]
+        existed = self.call("read the namespace", self.core().read_namespace, namespace, missing_ok=True)
+        try:
+            for body in objects:  # its namespace and the Secrets its pods read (the token), before the pod
+                if body["kind"] in ("Namespace", "Secret"):
+                    self._create(body)
+            engine.progress(f"listing the Onedata space {onedata.space} through a pod of {_image_of(job)}")
+            self.listed = kube_space.list_space(
+                self, job["spec"]["template"], namespace, application, onedata.space, pattern, output
+            )
+            return self.listed.find(pattern, output)
+        except PrimageError:
+            if existed is None:  # made for this listing only: nothing of a failed submission stays
+                self._delete_namespace(namespace, application)
+            raise
 
     def submission(self, name: str) -> model.Submission | None:
         notebook = self._notebook(name)
@@ -204,6 +242,7 @@ class KubernetesBackend(Backend):
         submission = plan.submission
         objects = _with_record(plan)
         job = next(o for o in objects if o["kind"] == "Job")
+        overrides.apply(job["spec"]["template"], self.pod_overrides)
         namespace, job_name = job["metadata"]["namespace"], job["metadata"]["name"]
         previous = self.submission(submission.name)
         if previous:
@@ -213,7 +252,7 @@ class KubernetesBackend(Backend):
         if plan.space is not None:
             user = job["spec"]["template"]["spec"].get("securityContext") or {}
             prepare_output(plan.space, submission.output, (user.get("runAsUser", 0), user.get("runAsGroup", 0)))
-        reused = {t.index for t in plan.tasks() if plan.space and inputs.has_result(plan.space, t.input, t.output)}
+        reused = {t.index for t in plan.tasks() if self._has_result(plan, t)}
         existing = self.call("read the Job", self.batch().read_namespaced_job, job_name, namespace, missing_ok=True)
         if existing is None:
             for body in objects:
@@ -225,6 +264,11 @@ class KubernetesBackend(Backend):
             notes.append(f"the Job {namespace}/{job_name} of this submission exists: following it")
         follower = _Follower(self, plan, namespace, job_name, reused, progress)
         return follower.run(notes)
+
+    def _has_result(self, plan, task: Task) -> bool:
+        if plan.space is not None:
+            return inputs.has_result(plan.space, task.input, task.output)
+        return self.listed is not None and self.listed.has_result(task.input, task.output)
 
     def _create(self, body: dict) -> None:
         kind, meta = body["kind"], body["metadata"]
@@ -414,6 +458,10 @@ class KubernetesBackend(Backend):
         submission = app.submission
         if submission.kind == "notebook":
             return Output(None, f"the space folder {submission.space} (on the nodes)", [])
+        if submission.onedata:
+            results = [(t.input, t.output) for t in app.tasks if t.state == DONE]
+            where = f"{submission.output} in the Onedata space {submission.onedata} (mounted by the pods)"
+            return Output(None, where, results)
         root = Path(submission.space) / submission.output
         results = [(t.input, str(Path(submission.space) / t.output)) for t in app.tasks if t.state == DONE]
         extra = [p for p in (root / "overview.png", root / "report.html") if p.exists()]
@@ -432,6 +480,12 @@ class KubernetesBackend(Backend):
         submission = _submission_of(jobs[-1])
         listed = self._input_list(jobs[-1]) if not keep_output else []
         removed = []
+        if listed and submission.onedata:  # through a pod of the Job's own template, while its token is there
+            folders = [inputs.result_folder(submission.output, path) for path in listed]
+            template = self.client.sanitize_for_serialization(jobs[-1].spec.template)
+            namespace = jobs[-1].metadata.namespace
+            count = kube_space.remove_results(self, template, namespace, name, submission.output, folders)
+            removed.append(f"{count} result folder(s) in {submission.output} of the Onedata space {submission.onedata}")
         for job in jobs:
             self._delete_job(job.metadata.namespace, job.metadata.name)
             removed.append(f"Job {job.metadata.namespace}/{job.metadata.name} and its pods")
@@ -742,6 +796,10 @@ def _with_record(plan) -> list[dict]:
             meta.setdefault("annotations", {})[SUBMISSION_ANNOTATION] = json.dumps(plan.submission.as_dict())
     order = {"Namespace": 0, "Secret": 1, "ConfigMap": 2}  # what the pods mount exists before them
     return sorted(objects, key=lambda body: order.get(body["kind"], 3))
+
+
+def _image_of(body: dict) -> str:
+    return body["spec"]["template"]["spec"]["containers"][0]["image"]
 
 
 def _submission_of(job) -> model.Submission | None:

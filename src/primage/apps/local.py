@@ -124,7 +124,7 @@ class LocalBackend(Backend):
 
     # --- submitting ------------------------------------------------------------------------------
 
-    def refuse_onedata(self, space: str) -> None:
+    def refuse_onedata(self, space: str, kind: str = "htc") -> None:
         raise UsageError(
             f"--onedata {space}: the local backend has no cluster whose nodes or pods mount a Onedata space; "
             f"mount it on this machine with oneclient (e.g. `oneclient /mnt/onedata`: the space is then the folder "

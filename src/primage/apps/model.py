@@ -60,6 +60,8 @@ class Submission:
     parallelism: int = 1
     retries: int = 0
     kubeconfig: str = ""
+    onedata_image: str = ""  # the Onedata variant the pods run, when not the image's -onedata
+    pod_overrides: str = ""  # the kubernetes backend's --pod-overrides file
     created: str = field(default_factory=now)
 
     IDENTITY = ("kind", "image", "space", "onedata", "files", "output")
@@ -84,8 +86,10 @@ class Submission:
             words += ["--parallel", str(self.parallelism)] if self.kind == "htc" else []
             words += ["--retries", str(self.retries)]
         words += ["--image", self.image]
+        words += ["--onedata-image", self.onedata_image] if self.onedata_image else []
         if self.backend != "local":
             words += ["--backend", self.backend] + (["--kubeconfig", self.kubeconfig] if self.kubeconfig else [])
+            words += ["--pod-overrides", self.pod_overrides] if self.pod_overrides else []
         return shlex.join(words)
 
     def as_dict(self) -> dict:

@@ -87,18 +87,11 @@ def htc(submission: model.Submission, backend: Backend, space: Path | None, oned
     if output in (".", ""):
         raise UsageError("--output must be a folder of the space, not the space itself")
     values, secret_values = backend.space_values(HTC_ROLE, space, onedata)
-    found = backend.find_inputs(space, onedata, submission.files, output)
-    if submission.kind == "batch" and len(found) != 1:
-        raise UsageError(
-            f"a batch application runs one task, and {len(found)} inputs match --files '{submission.files}' "
-            f"(e.g. {found[0]}, {found[1]}): name one file, or use `primage htc submit` for one task per file"
-        )
     folder, pattern = _split_pattern(submission.files)
     values.update(
         {
             "htc_batch_name": submission.name,
             "htc_batch_image": submission.image,
-            "htc_batch_inputs": found,
             "htc_batch_input_folder": folder,
             "htc_batch_input_pattern": pattern,
             "htc_batch_output_folder": output,
@@ -106,7 +99,17 @@ def htc(submission: model.Submission, backend: Backend, space: Path | None, oned
             "htc_batch_backoff_limit_per_index": submission.retries,
         }
     )
-    workload = workloads.render(HTC_ROLE, values, secret_values)
+
+    def probe() -> workloads.Workload:
+        return workloads.render(HTC_ROLE, {**values, "htc_batch_inputs": [submission.files]}, secret_values)
+
+    found = backend.find_inputs(space, onedata, submission.files, output, probe)
+    if submission.kind == "batch" and len(found) != 1:
+        raise UsageError(
+            f"a batch application runs one task, and {len(found)} inputs match --files '{submission.files}' "
+            f"(e.g. {found[0]}, {found[1]}): name one file, or use `primage htc submit` for one task per file"
+        )
+    workload = workloads.render(HTC_ROLE, {**values, "htc_batch_inputs": found}, secret_values)
     return HtcPlan(submission, space, found, workload, secret_values)
 
 

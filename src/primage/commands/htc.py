@@ -96,6 +96,18 @@ def add_submit_options(parser, one_task: bool = False) -> None:
         metavar="FILE",
         help=f"provider and token of --onedata, mode 0600 (default {onedata.default_config()})",
     )
+    parser.add_argument(
+        "--onedata-image",
+        metavar="IMAGE",
+        help="with --onedata: the Onedata variant the pods run (default: IMAGE-onedata, as the pipeline tags it)",
+    )
+    parser.add_argument(
+        "--pod-overrides",
+        type=Path,
+        metavar="FILE",
+        help="kubernetes backend: a YAML file of nodeSelector, tolerations, volumes, volumeMounts and env "
+        "added to every pod (see the README)",
+    )
     parser.add_argument("--json", action="store_true", help="print the application as JSON at the end")
 
 
@@ -116,6 +128,10 @@ def submit(args, kind: str) -> int:
     if args.onedata:
         backend.refuse_onedata(args.onedata)
         access = onedata.load(args.onedata, args.onedata_config)
+    elif args.onedata_image:
+        raise UsageError("--onedata-image is the variant that mounts a Onedata space: it goes with --onedata SPACE")
+    if args.pod_overrides is not None or args.onedata_image:
+        _configure_pods(backend, args)
     space = inputs.check_space(args.space) if args.space else None
     if kind == "htc" and inputs.is_literal(args.files) and space is not None and (space / args.files).exists():
         kind = "batch"  # --files naming one file (or one series folder): a batch application
@@ -133,11 +149,26 @@ def submit(args, kind: str) -> int:
         parallelism=parallelism,
         retries=args.retries,
         kubeconfig=args.kubeconfig or "",
+        onedata_image=args.onedata_image or "",
+        pod_overrides=str(args.pod_overrides.resolve()) if args.pod_overrides else "",
     )
     check_same(backend, submission)
     backend.check_image(image, default)
+    if args.onedata_image:
+        backend.check_image(prepare.check_pinned(args.onedata_image), False)
     plan = prepare.htc(submission, backend, space, access)
     return run_plan(backend, plan, args.json)
+
+
+def _configure_pods(backend, args) -> None:
+    from ..apps import overrides
+
+    if backend.name != "kubernetes":
+        raise UsageError("--pod-overrides and --onedata-image are for --backend kubernetes (pods of a cluster)")
+    if args.onedata_image:
+        backend.onedata_image = prepare.check_pinned(args.onedata_image)
+    if args.pod_overrides is not None:
+        backend.pod_overrides = overrides.load(args.pod_overrides)
 
 
 def check_same(backend, submission: model.Submission) -> None:
@@ -291,6 +322,8 @@ def _demo_submit_args(args, name: str, space: Path, image: str):
         backend="local",
         kubeconfig=None,
         onedata_config=None,
+        onedata_image=None,
+        pod_overrides=None,
         json=args.json,
     )
 

@@ -57,7 +57,7 @@ def run_start(backend, args) -> int:
     name = model.check_name(args.name)
     access = None
     if args.onedata:
-        backend.refuse_onedata(args.onedata)
+        backend.refuse_onedata(args.onedata, "notebook")
         access = onedata.load(args.onedata, args.onedata_config)
     space = inputs.check_space(args.space) if args.space else (None if access else backend.scratch_space(name))
     default = not args.image
