@@ -9,7 +9,9 @@ are read back from the folder standing in for the Onedata provider and checked a
 sample's known lesions; the notebook, over HTTPS behind its token, reads a file of the provider
 and writes one back through its mount. What stands in for the provider is the one change made to
 the rendered pods here: the stub's backing folder (a hostPath) and its ownership options;
-everything else (security context, token Secrets, device request, input list, TLS) is the roles'."""
+everything else (security context, token Secrets, device request, input list, TLS) is the roles'.
+Then `primage htc submit --onedata SPACE --backend kubernetes`, whose pods (the listing pod and the
+Job's) mount the space the same way, the stand-in given through the command's pod overrides."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import re
 import secrets
 import ssl
 import subprocess
+import sys
 import urllib.error
 from dataclasses import dataclass
 from pathlib import Path
@@ -281,3 +284,122 @@ def test_the_notebook_reads_and_writes_the_space_its_pod_mounts(notebook, kube):
     assert re.search(rf"primage-onedata: running \S+ as {APP_UID}:{APP_GID}\n", log), log
     assert onedata_token not in log
     assert token not in log
+
+
+# --- `primage htc submit --onedata SPACE --backend kubernetes`: the command's own pods ----------------
+
+CLI_NAME = "onedata-kidney"
+PRIMAGE = Path(sys.executable).parent / "primage"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def primage(*argv, timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(PRIMAGE), *map(str, argv)], capture_output=True, text=True, timeout=timeout, check=False, cwd=ROOT
+    )
+
+
+@pytest.fixture(scope="module")
+def onedata_cli(kube, images, tmp_path_factory):
+    """What a developer gives: a private Onedata config, and pod overrides (here: the stand-in for the
+    provider, its backing folder and ownership options, the one thing a real provider does not need)."""
+    base = tmp_path_factory.mktemp("onedata-cli")
+    folder = base / "provider"
+    folder.mkdir()
+    cases = _sample_into(images[0], folder)
+    token = new_token()
+    config = base / "onedata.yaml"
+    config.touch(mode=0o600)
+    config.write_text(f"provider_host: provider.onedata.test\nspaces:\n  KidneyStudy: {{token: {token}}}\n")
+    overrides = base / "pod-overrides.yaml"
+    overrides.write_text(
+        json.dumps(
+            {
+                "volumes": [{"name": "stub-provider", "hostPath": {"path": str(folder), "type": "Directory"}}],
+                "volumeMounts": [{"name": "stub-provider", "mountPath": STUB_BACKING}],
+                "env": [{"name": k, "value": v} for k, v in stub_options().items()],
+            }
+        )
+    )
+    options = (
+        "--onedata", "KidneyStudy", "--onedata-config", config, "--onedata-image", images[1],
+        "--pod-overrides", overrides, "--backend", "kubernetes", "--kubeconfig", cluster.Layout().admin_kubeconfig,
+    )  # fmt: skip
+    return folder, cases, token, options
+
+
+def _sample_into(image: str, folder: Path) -> list[dict]:
+    made = subprocess.run(
+        ["docker", "run", "--rm", "--name", f"primage-onedata-cli-sample-{folder.parent.name}", "--user", "0:0",
+         "--network", "none", "-v", f"{folder}:/space", image, "primage-segment", "sample", "/space",
+         "--count", str(CASES), "--seed", "7"],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    return json.loads((folder / "sample.json").read_text())["cases"]
+
+
+def _cli_results(folder: Path) -> dict[str, int]:
+    root = folder / "outputs" / CLI_NAME
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def cli_run(onedata_cli):
+    folder, cases, token, options = onedata_cli
+    done = primage("htc", "submit", CLI_NAME, "--files", "inputs/*", "--parallel", "2", *options)
+    return done, folder, cases, token, options
+
+
+def test_submit_with_onedata_lists_the_space_and_runs_every_input_in_pods_that_mount_it(cli_run, kube):
+    done, folder, cases, token, _options = cli_run
+    assert done.returncode == 0, done.stderr
+    assert "listing the Onedata space KidneyStudy through a pod of" in done.stderr
+    assert f"{CASES} tasks: {CASES} done, 0 failed; state succeeded" in done.stdout
+    for case in cases:
+        result = folder / "outputs" / CLI_NAME / case["input"].removesuffix(".gz").removesuffix(".nii")
+        assert {p.name for p in result.iterdir()} == RESULTS, case["input"]
+        record = json.loads((result / "segmentation.json").read_text())
+        assert record["volume_ml"] == pytest.approx(case["truth_volume_ml"], rel=0.2), case["input"]
+    assert token not in done.stdout + done.stderr
+    assert not [p for p in kube.items("pods", CLI_NAME) if p["metadata"]["name"].startswith(f"{CLI_NAME}-space-")]
+    (job,) = kube.items("jobs", CLI_NAME)
+    pod = job["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"].endswith("-onedata-test"), "the variant given with --onedata-image"
+    assert not [v for v in pod["volumes"] if "hostPath" in v and v["name"] != "stub-provider"]
+    assert token not in json.dumps(job)
+
+
+def test_submitting_again_finds_the_results_in_the_space_and_runs_nothing(cli_run):
+    _done, folder, _cases, _token, options = cli_run
+    before = _cli_results(folder)
+    again = primage("htc", "submit", CLI_NAME, "--files", "inputs/*", "--parallel", "2", *options, "--json")
+    assert again.returncode == 0, again.stderr
+    tasks = json.loads(again.stdout)["tasks"]
+    assert [t["reused"] for t in tasks] == [True] * CASES, "complete results seen through the listing pod"
+    assert _cli_results(folder) == before
+
+
+def test_no_match_in_the_space_names_what_it_holds_and_leaves_no_pod(onedata_cli, kube):
+    _folder, _cases, _token, options = onedata_cli
+    done = primage("htc", "submit", "onedata-nothing", "--files", "scans/*.nii.gz", *options)
+    assert done.returncode == 1
+    assert "no file matches --files 'scans/*.nii.gz' in the Onedata space KidneyStudy (it holds " in done.stderr
+    assert "inputs/, sample.json" in done.stderr  # the space's top level, as the listing pod saw it
+    assert "Traceback" not in done.stderr
+    namespaces = kube.run("get", "namespaces", "-o", "name").stdout.split()
+    assert "namespace/onedata-nothing" not in namespaces, "the namespace made for the listing pod is gone"
+
+
+def test_output_names_the_space_and_delete_removes_the_results_through_a_pod(cli_run, kube):
+    _done, folder, cases, _token, _options = cli_run
+    where = ("--backend", "kubernetes", "--kubeconfig", cluster.Layout().admin_kubeconfig)
+    output = primage("apps", "output", CLI_NAME, *where)
+    assert output.returncode == 0, output.stderr
+    assert f"outputs/{CLI_NAME} in the Onedata space KidneyStudy" in output.stdout
+    deleted = primage("apps", "delete", CLI_NAME, *where)
+    assert deleted.returncode == 0, deleted.stderr
+    assert f"{CASES} result folder(s) in outputs/{CLI_NAME} of the Onedata space KidneyStudy" in deleted.stdout
+    assert not (folder / "outputs" / CLI_NAME).exists()
+    assert sorted(p.name for p in (folder / "inputs").iterdir()) == sorted(Path(c["input"]).name for c in cases)
+    assert f"namespace/{CLI_NAME}" not in kube.run("get", "namespaces", "-o", "name").stdout.split()
