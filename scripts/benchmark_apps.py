@@ -10,6 +10,9 @@
 2. Rendering a submission of 10,000 files (finding them in a space folder and rendering the
    htc_batch workload): the time, in one warm process, and the number of objects by file count.
 3. `primage apps list` (a fresh process) with 50 applications recorded, beside `primage --version`.
+4. Finding 10,000 inputs through the listing a Onedata space's pod prints (primage.apps.listing: its
+   script run here with GNU find, then parsed and matched), beside inputs.find on the same folder
+   and beside the bare `find` alone: what --onedata adds to a submission, less the pod's start.
 
     .venv/bin/python scripts/benchmark_apps.py [--volumes 32] [--parallel 2] [--runs 5] [--skip-run]
 
@@ -170,6 +173,33 @@ def benchmark_render(work: Path) -> list[list[str]]:
     return rows
 
 
+def benchmark_space_listing(work: Path) -> list[list[str]]:
+    from primage.apps import inputs, listing
+
+    space = work / "render-10000"  # made by benchmark_render
+    pattern, output = "inputs/*.nii.gz", "outputs/render"
+    argv = listing.local_argv(space, pattern, output)
+    bare, through, local = [], [], []
+    for _ in range(5):
+        start = time.perf_counter()
+        text = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+        bare.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        found = listing.parse(text, "the space").find(pattern, output)
+        through.append(bare[-1] + time.perf_counter() - start)
+        start = time.perf_counter()
+        expected = inputs.find(space, pattern, output)
+        local.append(time.perf_counter() - start)
+    if found != expected:
+        raise SystemExit("the listing found other inputs than inputs.find")
+    return [
+        ["find 10000 inputs: the listing script alone (GNU find)", f"{statistics.median(bare):.3f} s", ""],
+        ["find 10000 inputs: the listing, parsed and matched", f"{statistics.median(through):.3f} s",
+         f"ratio {statistics.median(through) / statistics.median(bare):.2f} to the script alone"],
+        ["find 10000 inputs: inputs.find on the folder", f"{statistics.median(local):.3f} s", ""],
+    ]  # fmt: skip
+
+
 def benchmark_list(work: Path, env: dict) -> list[list[str]]:
     from primage.apps import model, store
 
@@ -216,6 +246,7 @@ def main() -> int:
     rows = []
     try:
         rows += benchmark_render(work)
+        rows += benchmark_space_listing(work)
         rows += benchmark_list(work, env)
         if not args.skip_run:
             rows += benchmark_run(args, work, env)

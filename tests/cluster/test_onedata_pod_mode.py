@@ -397,6 +397,9 @@ def test_output_names_the_space_and_delete_removes_the_results_through_a_pod(cli
     output = primage("apps", "output", CLI_NAME, *where)
     assert output.returncode == 0, output.stderr
     assert f"outputs/{CLI_NAME} in the Onedata space KidneyStudy" in output.stdout
+    copy = primage("apps", "output", CLI_NAME, *where, "--copy", folder.parent / "copied")
+    assert copy.returncode == 1
+    assert "are not in a folder of this machine" in copy.stderr
     deleted = primage("apps", "delete", CLI_NAME, *where)
     assert deleted.returncode == 0, deleted.stderr
     assert f"{CASES} result folder(s) in outputs/{CLI_NAME} of the Onedata space KidneyStudy" in deleted.stdout
