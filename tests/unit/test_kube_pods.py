@@ -119,3 +119,14 @@ def test_a_node_mode_template_has_no_space_pod():
             item["name"] = "OTHER"
     with pytest.raises(PrimageError, match="pod mode expected"):
         kube_space.mount_point(template)
+
+
+def test_resource_quantities_reach_the_client_as_strings():
+    template = pod_mode_template()
+    pod = kube_space.space_pod(template, "liver", "liver", ["true"])
+    assert 1 in pod["spec"]["containers"][0]["resources"]["limits"].values()  # as rendered: an int
+    sent = kube_space.quantities_as_strings(pod)
+    for part in ("limits", "requests"):
+        amounts = sent["spec"]["containers"][0]["resources"][part]
+        assert all(isinstance(amount, str) for amount in amounts.values()), amounts
+    assert sent["spec"]["containers"][0]["args"] == ["true"]

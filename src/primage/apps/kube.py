@@ -287,6 +287,7 @@ class KubernetesBackend(Backend):
             raise PrimageError(f"the kubernetes backend does not create {kind} objects (the workload rendered one)")
         method, where = creators[kind]
         # The Namespace may be left from an earlier run; the ConfigMap's name is a digest of its data.
+        body = kube_space.quantities_as_strings(body)
         created = self.call(what, method, *where, body, exists_ok=True)
         if created is None and kind == "Secret":  # a Secret is current: the latest submission's
             self.call(what.replace("create", "replace"), core.replace_namespaced_secret, meta["name"], *where, body)

@@ -46,6 +46,26 @@ echo "@@primage-removed $removed"
 """
 
 
+def quantities_as_strings(body):
+    """The object with every resource quantity a string, as the Python client's models want them
+    (`primage.eu/fuse: 1` in the rendered YAML is an int: the API server takes both, the client not)."""
+    if isinstance(body, list):
+        return [quantities_as_strings(item) for item in body]
+    if not isinstance(body, dict):
+        return body
+    copied = {}
+    for key, value in body.items():
+        if key == "resources" and isinstance(value, dict):
+            value = {
+                part: {name: str(amount) for name, amount in amounts.items()}
+                if part in ("limits", "requests") and isinstance(amounts, dict)
+                else amounts
+                for part, amounts in value.items()
+            }
+        copied[key] = quantities_as_strings(value)
+    return copied
+
+
 def mount_point(template: dict) -> str:
     """Where the pod template's container sees the space (the variant's ONECLIENT_MOUNT_POINT)."""
     (container, *_) = template["spec"]["containers"]
@@ -84,7 +104,7 @@ def space_pod(template: dict, namespace: str, application: str, argv: list[str])
 
 def run(backend, template: dict, namespace: str, application: str, argv: list[str], what: str) -> str:
     """Create the pod, wait until it ends, return its log; delete it whatever happens."""
-    body = space_pod(template, namespace, application, argv)
+    body = quantities_as_strings(space_pod(template, namespace, application, argv))
     name = body["metadata"]["name"]
     core = backend.core()
     backend.call(f"create the pod {namespace}/{name} to {what}", core.create_namespaced_pod, namespace, body)
