@@ -41,7 +41,10 @@ def test_other_platforms_are_not_run_with_the_reason():
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("images: [segmentaton]\n", "no image folder containers/segmentaton (images: imaging, jupyter, segmentation)"),
+        (
+            "images: [segmentaton]\n",
+            "no image folder containers/segmentaton (images: imaging, jupyter, jupyterhub, segmentation)",
+        ),
         ("image: [segmentation]\n", "unknown key 'image' (expected images, platforms)"),
         ("platforms: debian:trixie\n", "'platforms' must be a list of names"),
         ("- images\n", "expected a mapping with 'images' and 'platforms'"),

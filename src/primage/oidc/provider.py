@@ -301,6 +301,34 @@ class LocalProvider:
             },
         )
 
+    def sign_in_at(
+        self, browser: requests.Session, url: str, username: str, verify: str, password: str | None = None
+    ) -> requests.Response:
+        """Open `url` of a service that signs users in here (a hub's login page), sign `username`
+        in on the login form when it comes, and follow every redirect as a browser would; the
+        last answer (the service's page, or its refusal). `verify`: a CA bundle trusting both."""
+        user = self.user(username)
+
+        def follow(response: requests.Response) -> requests.Response:
+            for _ in range(MAX_REDIRECTS * 2):
+                if response.status_code not in (301, 302, 303, 307, 308):
+                    return response
+                target = urllib.parse.urljoin(response.url, response.headers["Location"])
+                response = browser.get(target, verify=verify, timeout=REQUEST_TIMEOUT, allow_redirects=False)
+            raise PrimageError(f"more than {MAX_REDIRECTS * 2} redirects signing in at {url}")
+
+        page = follow(browser.get(url, verify=verify, timeout=REQUEST_TIMEOUT, allow_redirects=False))
+        challenge = re.search(r'name="login_challenge" value="([^"]+)"', page.text)
+        if not challenge:
+            return page  # signed in already, or refused before the provider was asked
+        form = {"login_challenge": challenge.group(1), "username": username, "password": password or user.password}
+        answer = browser.post(
+            f"{self.login.url}/login", data=form, verify=verify, timeout=REQUEST_TIMEOUT, allow_redirects=False
+        )
+        if answer.status_code == 401:
+            raise PrimageError(f"the test provider refused the password of {username}")
+        return follow(answer)
+
     def refresh(self, client: Client, refresh_token: str) -> dict:
         return self._token(client, {"grant_type": "refresh_token", "refresh_token": refresh_token})
 
