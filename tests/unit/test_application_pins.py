@@ -85,3 +85,10 @@ def test_the_segmentation_image_version_is_its_applications():
     spec = yaml.safe_load((CONTAINERS / "segmentation" / "image.yml").read_text())
     source = (CONTAINERS / "segmentation" / "src" / "primage_segmentation" / "__init__.py").read_text()
     assert re.search(r'^__version__ = "([^"]+)"', source, re.M).group(1) == spec["version"]
+
+
+def test_the_hub_and_the_notebooks_it_spawns_pin_one_jupyterhub():
+    """jupyterhub-singleuser in the notebook image speaks the hub's API: the same release in both."""
+    hub = pinned(CONTAINERS / "jupyterhub" / "requirements.txt")["jupyterhub"][0]
+    notebook = pinned(CONTAINERS / "jupyter" / "requirements.txt")["jupyterhub"][0]
+    assert hub == notebook

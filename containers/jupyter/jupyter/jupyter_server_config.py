@@ -1,6 +1,6 @@
-# The notebook server's settings (read from /etc/jupyter): authentication always on, the token
-# read from a file and never printed, HTTPS when PRIMAGE_JUPYTER_TLS_DIR holds a certificate,
-# no call home.
+# The notebook server's settings (read from /etc/jupyter): authentication always on (the token
+# read from a file and never printed, or the notebook hub's sign-in when the hub spawned the
+# server), HTTPS when PRIMAGE_JUPYTER_TLS_DIR holds a certificate, no call home.
 import os
 import sys
 from pathlib import Path
@@ -10,14 +10,17 @@ import start  # (the one resolution of the token, shared with the start script)
 
 c = get_config()  # noqa: F821  (provided by traitlets when it loads this file)
 
-if os.environ.get(start.RESOLVED):
-    token_file = Path(os.environ[start.RESOLVED])
-else:  # `jupyter lab` started by hand in the image: the same rules as the start script
-    token_file, _source = start.resolve_token_file(dict(os.environ), Path.home())
-os.environ.pop("JUPYTER_TOKEN", None)  # kernels inherit the server's environment
-c.IdentityProvider.token = start.check_token(token_file.read_text(encoding="utf-8"), str(token_file))
-c.PasswordIdentityProvider.hashed_password = ""
-c.PasswordIdentityProvider.allow_password_change = False
+if start.spawned_by_hub(dict(os.environ)):
+    pass  # jupyterhub-singleuser: the hub's OAuth identity provider guards the server
+else:
+    if os.environ.get(start.RESOLVED):
+        token_file = Path(os.environ[start.RESOLVED])
+    else:  # `jupyter lab` started by hand in the image: the same rules as the start script
+        token_file, _source = start.resolve_token_file(dict(os.environ), Path.home())
+    os.environ.pop("JUPYTER_TOKEN", None)  # kernels inherit the server's environment
+    c.IdentityProvider.token = start.check_token(token_file.read_text(encoding="utf-8"), str(token_file))
+    c.PasswordIdentityProvider.hashed_password = ""
+    c.PasswordIdentityProvider.allow_password_change = False
 
 tls = start.tls_files(dict(os.environ))
 if tls:

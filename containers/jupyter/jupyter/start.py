@@ -15,6 +15,11 @@ loaded once before the server starts, so a missing, unreadable or mismatched pai
 line and exit 64, not a server that fails at its first connection. Without the variable the
 server speaks plain HTTP: publish it on loopback only (as `primage notebook start` does).
 
+Spawned by the notebook hub (containers/jupyterhub: JUPYTERHUB_API_TOKEN and
+JUPYTERHUB_SERVICE_PREFIX set by its spawner), the server is `jupyterhub-singleuser` instead:
+the hub's OAuth sign-in guards it, so no token of ours is made, and it speaks plain HTTP to the
+hub's proxy inside the cluster; the home is prepared the same way.
+
 The server reads the token from the file named by PRIMAGE_JUPYTER_TOKEN_PATH (see
 jupyter_server_config.py). Arguments after `start.py` go to `jupyter lab`, except token or
 password options, which are refused.
@@ -159,9 +164,27 @@ def refuse_secret_options(arguments: list[str]) -> None:
             raise StartError(f"{option} is refused: give the certificate and key with {TLS_DIR} (tls.crt, tls.key)")
 
 
+HUB_VARIABLES = ("JUPYTERHUB_API_TOKEN", "JUPYTERHUB_SERVICE_PREFIX")
+
+
+def spawned_by_hub(environ: dict) -> bool:
+    """True when JupyterHub's spawner started this container (it sets both variables)."""
+    return all(environ.get(name) for name in HUB_VARIABLES)
+
+
 def main(argv: list[str]) -> int:
     environ = dict(os.environ)
     home = Path(environ.get("HOME") or Path.home())
+    if spawned_by_hub(environ):
+        try:
+            refuse_secret_options(argv)
+            prepare_home(home, environ)
+        except StartError as error:
+            print(f"start: {error}", file=sys.stderr, flush=True)
+            return USAGE
+        print("start: spawned by the notebook hub: its sign-in guards this server", file=sys.stderr, flush=True)
+        os.execvpe("jupyterhub-singleuser", ["jupyterhub-singleuser", *argv], environ)  # noqa: S606
+        return 0  # not reached
     try:
         refuse_secret_options(argv)
         path, source = resolve_token_file(environ, home)

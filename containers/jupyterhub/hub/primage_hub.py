@@ -43,6 +43,7 @@ class Spawner:
     """One notebook pod per user (KubeSpawner), in the hub's namespace."""
 
     image: str
+    command: tuple[str, ...] | None
     namespace: str | None
     home_storage_class: str | None
     home_size: str
@@ -215,6 +216,7 @@ def _spawner(environ) -> Spawner | None:
         raise SettingsError(f"{PREFIX}SPACE_HOST_PATH={host_path!r} is not an absolute path")
     return Spawner(
         image=image,
+        command=tuple(_get(environ, "NOTEBOOK_COMMAND", "").split()) or None,
         namespace=namespace,
         home_storage_class=_get(environ, "HOME_STORAGE_CLASS"),
         home_size=_get(environ, "HOME_SIZE", "10Gi"),
@@ -335,7 +337,9 @@ def _configure_spawner(c, spawner: Spawner, api_port: int) -> None:
     k.image_pull_policy = "IfNotPresent"
     if spawner.namespace:
         k.namespace = spawner.namespace
-    k.cmd = ["jupyterhub-singleuser"]
+    # The image's own command by default: the jupyter image's start script (and the Jupyter
+    # Docker Stacks' images) run jupyterhub-singleuser when the spawner's variables are set.
+    k.cmd = list(spawner.command) if spawner.command else None
     k.uid = 1000
     k.gid = 1000
     k.fs_gid = 1000

@@ -180,3 +180,34 @@ def test_a_tls_folder_without_its_key_or_with_no_pem_in_it_is_refused(tmp_path):
 def test_certificate_options_are_refused_for_the_tls_folder(argument):
     with pytest.raises(start.StartError, match="PRIMAGE_JUPYTER_TLS_DIR"):
         start.refuse_secret_options([argument])
+
+
+HUB_ENVIRONMENT = {"JUPYTERHUB_API_TOKEN": "hub-api-token-for-the-test", "JUPYTERHUB_SERVICE_PREFIX": "/user/m/"}
+
+
+def test_spawned_by_the_hub_it_runs_jupyterhub_singleuser_and_makes_no_token(tmp_path, monkeypatch):
+    started = []
+    monkeypatch.setattr(os, "execvpe", lambda file, argv, environ: started.append((file, argv, environ)))
+    for name, value in {**HUB_ENVIRONMENT, "HOME": str(tmp_path), "PRIMAGE_SPACE_DIR": "/mnt/space"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("JUPYTER_TOKEN", raising=False)
+    assert start.main(["--debug"]) == 0
+    (file, argv, _environ), *_ = started
+    assert (file, argv) == ("jupyterhub-singleuser", ["jupyterhub-singleuser", "--debug"])
+    assert not (tmp_path / start.TOKEN_HOME_FILE).exists()
+    assert (tmp_path / "examples" / "space-volume.ipynb").is_file()
+    assert os.readlink(tmp_path / "space") == "/mnt/space"
+    assert start.main(["--IdentityProvider.token=x"]) == start.USAGE
+
+
+def test_spawned_by_the_hub_the_server_settings_set_no_token(tmp_path):
+    script = (
+        "from traitlets.config.loader import PyFileConfigLoader as L;"
+        f"c = L('{CONFIG.name}', path='{CONFIG.parent}').load_config();"
+        "print('token' in c.IdentityProvider, c.ServerApp.ip)"
+    )
+    environ = {**os.environ, **HUB_ENVIRONMENT, "HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", script], env=environ, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "0.0.0.0"]  # noqa: S104 (the setting read back)
+    assert not (tmp_path / start.TOKEN_HOME_FILE).exists()

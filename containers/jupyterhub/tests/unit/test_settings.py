@@ -161,7 +161,12 @@ def test_configuration_admits_only_the_allowed_groups(environ):
     assert groups({"oauth_user": {"eduperson_entitlement": [other, GROUP]}}) == [GROUP]
     assert groups({"oauth_user": {"eduperson_entitlement": [other]}}) == []
     assert groups({"oauth_user": {}}) == []
-    assert c.KubeSpawner.cmd == ["jupyterhub-singleuser"]
+    assert c.KubeSpawner.cmd is None  # the image's own command
+    other = Config()
+    primage_hub.configure(
+        other, primage_hub.load(dict(environ, PRIMAGE_HUB_NOTEBOOK_COMMAND="jupyterhub-singleuser --debug")), ENDPOINTS
+    )
+    assert other.KubeSpawner.cmd == ["jupyterhub-singleuser", "--debug"]
     assert c.KubeSpawner.container_security_context["allowPrivilegeEscalation"] is False
     assert c.KubeSpawner.automount_service_account_token is False
 
@@ -206,7 +211,7 @@ def test_the_spawner_makes_a_user_pod_from_the_configuration(environ, monkeypatc
     assert pod.metadata.name == spawner.pod_name
     assert pod.metadata.name.startswith("notebook-")
     assert container.image == "primage/jupyter:0.1.0"
-    assert container.args == ["jupyterhub-singleuser"] or container.command == ["jupyterhub-singleuser"]
+    assert not container.args  # the image's own command (its start script runs jupyterhub-singleuser)
     assert container.security_context["allowPrivilegeEscalation"] is False
     claims = {v.name: v.persistent_volume_claim for v in pod.spec.volumes if v.persistent_volume_claim}
     assert claims["home"]["claimName"] == spawner.pvc_name
