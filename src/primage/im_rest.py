@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+import time
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
@@ -21,6 +22,13 @@ from .errors import PrimageError, UsageError
 from .im_auth import Credentials
 
 CONNECT_TIMEOUT = 15
+# A request that only reads is sent again when the connection broke under it: IM's REST server
+# (uvicorn) closes an idle keep-alive connection after 5 s, and a request that crosses that moment,
+# or one sent while a busy server drops connections, gets "Remote end closed connection without
+# response". Requests that change something are never sent twice.
+RESENT_METHODS = frozenset({"GET", "HEAD"})
+RESEND_ATTEMPTS = 3
+RESEND_PAUSE = 0.5
 # IM creates and deletes VMs inside the request on some calls (adding workers); give it time.
 READ_TIMEOUT = 900
 
@@ -106,14 +114,7 @@ class IMClient:
         if kind:
             headers["Content-Type"] = {"tosca": "text/yaml", "radl": "text/plain"}[kind]
         try:
-            response = self._session.request(
-                method,
-                f"{self.url}{path}",
-                headers=headers,
-                params=params,
-                data=body.encode("utf-8") if body is not None else None,
-                timeout=(CONNECT_TIMEOUT, read_timeout),
-            )
+            response = self._send(method, path, headers, params, body, read_timeout)
         except requests.exceptions.SSLError as exc:
             raise IMUnreachable(
                 f"IM at {self.url}: TLS verification failed ({_reason(exc)}); if the site has its own certificate "
@@ -141,6 +142,27 @@ class IMClient:
         if response.status_code >= 400:
             raise self._error(response, what, infrastructure)
         return response
+
+    def _send(
+        self, method: str, path: str, headers: dict, params: dict | None, body: str | None, read_timeout: float
+    ) -> requests.Response:
+        """One HTTP exchange; a request that only reads is sent again if its connection broke."""
+        attempts = RESEND_ATTEMPTS if method in RESENT_METHODS else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._session.request(
+                    method,
+                    f"{self.url}{path}",
+                    headers=headers,
+                    params=params,
+                    data=body.encode("utf-8") if body is not None else None,
+                    timeout=(CONNECT_TIMEOUT, read_timeout),
+                )
+            except requests.exceptions.ConnectionError as exc:
+                if attempt == attempts or not _connection_broke(exc):
+                    raise
+                time.sleep(RESEND_PAUSE * attempt)
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     def _error(self, response: requests.Response, what: str, infrastructure: str | None) -> IMError:
         try:
@@ -337,11 +359,22 @@ def _last(uri: str) -> str:
     return posixpath.basename(urlparse(uri).path.rstrip("/"))
 
 
+def _connection_broke(exc: requests.exceptions.ConnectionError) -> bool:
+    """The server took the connection and closed or reset it (not: refused, unknown host, timeout, TLS)."""
+    if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError)):
+        return False
+    return _reason(exc) == BROKEN_CONNECTION
+
+
+BROKEN_CONNECTION = "the server closed the connection"
+
+
 def _reason(exc: Exception) -> str:
     """The root cause of a requests failure, in a few words (connection refused, name unknown)."""
     text = str(exc)
     for pattern, reason in (
         (r"Connection refused", "connection refused"),
+        (r"RemoteDisconnected|Remote end closed|Connection reset|Connection aborted|BrokenPipe", BROKEN_CONNECTION),
         (
             r"Name or service not known|nodename nor servname|getaddrinfo failed|Temporary failure in name",
             "unknown host name",
