@@ -91,3 +91,14 @@ def test_a_radl_template_is_pointed_at_ec3_composition(primage):
         assert "ec3 launch NAME kubernetes oneclient htc_batch debian13 my_values" in run.err
         assert "radl/ci/" in run.err
         assert "YAML syntax error" not in run.err
+
+
+def test_check_with_a_secret_inputs_file_others_can_read_fails_that_check_only(primage, tmp_path):
+    secrets = tmp_path / "secrets.yaml"
+    secrets.write_text("onedata_token: xyz\n")
+    secrets.chmod(0o644)
+    run = primage("check", "tosca/htc_batch.yaml", "-i", secrets)
+    assert run.code == 1
+    assert "other users can read it; run: chmod 600" in run.err + run.out
+    assert "internal error" not in run.err + run.out
+    assert "xyz" not in run.err + run.out

@@ -34,6 +34,9 @@ def yamllint(piece: Piece, context: Context) -> Result:
 
 def inputs(piece: Piece, context: Context) -> Result:
     tpl = _template_of(piece)  # a PrimageError here fails this check; later ones then do not run
+    # The types before the values: an input file refused below still leaves them to the later checks.
+    types = tosca.template_types(tpl, context.get("url_map"))
+    context["types"] = types
     context["template"] = tpl
     input_files = list(context.get("input_files") or [])
     if piece.kind == "tosca-case":
@@ -45,8 +48,6 @@ def inputs(piece: Piece, context: Context) -> Result:
             values[name] = tosca.InputValue(THROWAWAY_PREFIX + secrets.token_hex(8), "generated", None, None)
     # A bare template is checked as written: its required inputs get values from its cases.
     require_all = piece.kind == "tosca-case" or bool(input_files or context.get("set_options"))
-    types = tosca.template_types(tpl, context.get("url_map"))
-    context["types"] = types
     problems = tosca.input_problems(tpl, values, require_all, types)
     context["values"] = values
     context["inputs_ok"] = not problems
