@@ -83,16 +83,15 @@ def test_broken_case_fails_with_its_message(primage, fixture):
 
 
 def test_the_harness_renders_exactly_the_role_templates():
-    rendered = {
-        m.template
-        for m in notebook(
-            jupyter_storage_size="1Gi",
-            jupyter_registry_username="u",
-            jupyter_onedata_mode="pod",
-            jupyter_onedata_provider_host="p",
-            secrets={"jupyter_registry_password": "pw", "jupyter_onedata_token": "tok"},
-        ).manifests
-    }
+    single = notebook(
+        jupyter_storage_size="1Gi",
+        jupyter_registry_username="u",
+        jupyter_onedata_mode="pod",
+        jupyter_onedata_provider_host="p",
+        secrets={"jupyter_registry_password": "pw", "jupyter_onedata_token": "tok"},
+    )
+    hub = workloads.load_case(ROOT / "ansible/roles/jupyter/ci/checkin.yml").render()
+    rendered = {m.template for m in single.manifests + hub.manifests}
     on_disk = {
         str(p.relative_to(ROOT))
         for role in ("kubernetes_app", "jupyter")
