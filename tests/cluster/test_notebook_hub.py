@@ -1,9 +1,11 @@
 """The notebook hub on the real one-node cluster: EGI Check-in sign-in (the test provider on
 loopback), a notebook pod per member spawned by KubeSpawner, nothing for anyone else.
 
-The hub runs as a pod of the `jupyterhub` image with its service account allowed to manage pods
-in its namespace; it shares the node's network so that it reaches the provider, which listens
-on loopback only (a site's hub reaches Check-in on the internet instead). The member signs in
+The hub runs as the jupyter role deploys it with `jupyter_auth: checkin`: the manifests are the
+role's templates rendered by primage.workloads (a Deployment of the `jupyterhub` image, its
+service account allowed to manage pods in its namespace, its Secrets as files). It shares the
+node's network (`jupyter_hub_host_network`) so that it reaches the provider, which listens on
+loopback only (a site's hub reaches Check-in on the internet instead). The member signs in
 through the whole browser flow (HTTP requests), starts their server, and reaches their own
 JupyterLab through the hub's HTTPS port; the notebook pod runs the jupyter image of this
 revision as its user, with no service-account token and privilege escalation off. The outsider
@@ -11,14 +13,14 @@ is refused, a signed-out browser gets the sign-in page, and stopping the server 
 
 from __future__ import annotations
 
-import base64
+import subprocess
 import time
 
 import pytest
 import requests
 from cluster_verify import Kube
 
-from primage import cluster, oidc, tls
+from primage import cluster, oidc, tls, workloads
 from primage.im_server import free_port
 from primage.oidc.provider import LocalProvider
 
@@ -51,111 +53,60 @@ def provider(tmp_path_factory):
         yield running
 
 
-def secret(name: str, files: dict[str, bytes], kind: str = "Opaque") -> dict:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "type": kind,
-        "data": {key: base64.b64encode(value).decode() for key, value in files.items()},
-    }
-
-
-def hub_objects(image: str, notebook_image: str, env: dict[str, str]) -> list[dict]:
-    """What a site applies for the hub: its account and rights, its Secrets, its pod."""
-    meta = {"namespace": NAMESPACE}
-    rules = [
-        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "create", "delete"]},
-        {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "list", "watch"]},
-        {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["get", "list", "create", "delete"]},
-    ]
-    container = {
-        "name": "hub",
-        "image": image,
-        "imagePullPolicy": "Never",
-        "env": [
-            {"name": key, "value": value}
-            for key, value in {**env, "PRIMAGE_HUB_NOTEBOOK_IMAGE": notebook_image}.items()
-        ],
-        "volumeMounts": [
-            {"name": "tls", "mountPath": "/etc/primage/hub-tls", "readOnly": True},
-            {"name": "client", "mountPath": "/var/run/secrets/primage-hub", "readOnly": True},
-            {"name": "oidc-ca", "mountPath": "/etc/primage/oidc-ca", "readOnly": True},
-            {"name": "data", "mountPath": "/srv/jupyterhub"},
-        ],
-        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True},
-    }
-    return [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "primage-hub", **meta}},
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "Role",
-            "metadata": {"name": "primage-hub", **meta},
-            "rules": rules,
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": {"name": "primage-hub", **meta},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "primage-hub"},
-            "subjects": [{"kind": "ServiceAccount", "name": "primage-hub", "namespace": NAMESPACE}],
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": "primage-hub", **meta, "labels": {"app": "primage-hub"}},
-            "spec": {
-                "serviceAccountName": "primage-hub",
-                "hostNetwork": True,
-                "securityContext": {"runAsUser": APP_UID, "runAsGroup": APP_UID, "fsGroup": APP_UID},
-                "containers": [container],
-                "volumes": [
-                    {"name": "tls", "secret": {"secretName": "hub-tls", "defaultMode": 0o440}},
-                    {"name": "client", "secret": {"secretName": "hub-client", "defaultMode": 0o440}},
-                    {"name": "oidc-ca", "secret": {"secretName": "oidc-ca", "defaultMode": 0o444}},
-                    {"name": "data", "emptyDir": {}},
-                ],
-            },
-        },
-    ]
+@pytest.fixture(scope="module")
+def space(tmp_path_factory):
+    """The space as node mode wants it, a shared mount point (as oneclient's on a systemd node): this
+    host's root mount is private, so the folder is bind-mounted onto itself and made shared."""
+    folder = tmp_path_factory.mktemp("hub-space") / "space"
+    folder.mkdir()
+    subprocess.run(["mount", "--bind", folder, folder], check=True)
+    try:
+        subprocess.run(["mount", "--make-shared", folder], check=True)
+        yield folder
+    finally:
+        subprocess.run(["umount", "--lazy", folder], check=False)
 
 
 @pytest.fixture(scope="module")
-def hub(kube, images, provider, tmp_path_factory):
+def hub(kube, images, provider, space, tmp_path_factory):
+    """The jupyter role's hub mode, its manifests rendered from the role templates as the role
+    renders them (primage.workloads), with the options a one-node cluster without a registry needs."""
     folder = tmp_path_factory.mktemp("hub")
     port, api_port, proxy_port = free_port(), free_port(), free_port()
     public = f"https://127.0.0.1:{port}"
     client = provider.register_client(CLIENT_ID, redirect_uri=f"{public}/hub/oauth_callback")
     certificates = tls.loopback_certificates(folder, "primage test hub CA", "hub")
     node = cluster.Settings().node_ip
-    env = {
-        "PRIMAGE_HUB_OIDC_ISSUER": provider.issuer,
-        "PRIMAGE_HUB_OIDC_CLIENT_ID": CLIENT_ID,
-        "PRIMAGE_HUB_OIDC_CLIENT_SECRET_FILE": "/var/run/secrets/primage-hub/client-secret",
-        "PRIMAGE_HUB_OIDC_ALLOWED_GROUPS": oidc.PROJECT_GROUP,
-        "PRIMAGE_HUB_OIDC_CA_FILE": "/etc/primage/oidc-ca/ca.crt",
-        "PRIMAGE_HUB_PUBLIC_URL": public,
-        "PRIMAGE_HUB_TLS_DIR": "/etc/primage/hub-tls",
-        "PRIMAGE_HUB_PORT": str(port),
-        "PRIMAGE_HUB_API_PORT": str(api_port),
-        "PRIMAGE_HUB_PROXY_API_PORT": str(proxy_port),
-        "PRIMAGE_HUB_API_URL": f"http://{node}:{api_port}",
-        "PRIMAGE_HUB_NAMESPACE": NAMESPACE,
-        "PRIMAGE_HUB_START_TIMEOUT": "180",
-    }
-    objects = hub_objects(images["jupyterhub"], images["jupyter"], env)
-    kube.apply(objects[0])
-    kube.apply(
-        secret(
-            "hub-tls",
-            {"tls.crt": certificates.certificate.read_bytes(), "tls.key": certificates.key.read_bytes()},
-            "kubernetes.io/tls",
-        ),
-        secret("hub-client", {"client-secret": client.secret.encode()}),
-        secret("oidc-ca", {"ca.crt": provider.ca.read_bytes()}),
-        *objects[1:],
+    workload = workloads.render(
+        "jupyter",
+        {
+            "jupyter_auth": "checkin",
+            "jupyter_name": NAMESPACE,
+            "jupyter_image": images["jupyter"],
+            "jupyter_hub_image": images["jupyterhub"],
+            "jupyter_image_pull_policy": "Never",
+            "jupyter_oidc_issuer": provider.issuer,
+            "jupyter_oidc_client_id": CLIENT_ID,
+            "jupyter_oidc_allowed_groups": [oidc.PROJECT_GROUP],
+            "jupyter_oidc_ca_certificate": provider.ca.read_text(),
+            "jupyter_tls_source": "content",
+            "jupyter_tls_certificate": certificates.certificate.read_text(),
+            "jupyter_hub_public_url": public,
+            # The provider listens on the node's loopback only: the hub shares the node's network.
+            "jupyter_hub_host_network": True,
+            "jupyter_hub_port": port,
+            "jupyter_hub_api_port": api_port,
+            "jupyter_hub_proxy_api_port": proxy_port,
+            "jupyter_hub_api_url": f"http://{node}:{api_port}",
+            "jupyter_hub_start_timeout": 180,
+            "jupyter_service_type": "ClusterIP",
+            "jupyter_space_mount_point": str(space),
+        },
+        {"jupyter_oidc_client_secret": client.secret, "jupyter_tls_private_key": certificates.key.read_text()},
     )
+    namespaces = [m.definition for m in workload.of_kind("Namespace")]
+    kube.apply(*namespaces)
+    kube.apply(*[m.definition for m in workload.manifests if m.kind != "Namespace"])
     bundle = folder / "browser-ca.crt"
     bundle.write_bytes(provider.ca.read_bytes() + certificates.ca.read_bytes())
 
@@ -165,8 +116,10 @@ def hub(kube, images, provider, tmp_path_factory):
         except requests.RequestException:
             return False
 
-    kube.wait_for("the hub to answer over HTTPS", healthy, 180, ("logs", "primage-hub", "-n", NAMESPACE))
-    yield {"public": public, "bundle": str(bundle), "client": client}
+    kube.wait_for(
+        "the hub to answer over HTTPS", healthy, 180, ("logs", "deployment/primage-hub-test-hub", "-n", NAMESPACE)
+    )
+    yield {"public": public, "bundle": str(bundle), "client": client, "space": space}
     kube.run("delete", "namespace", NAMESPACE, "--wait=true", "--timeout=120s", check=False)
 
 
@@ -194,7 +147,14 @@ def test_the_member_gets_their_own_notebook_pod_and_reaches_it_over_https(kube, 
         "the member's JupyterLab through the hub",
         lab_answers,
         240,
-        ("get", "pods,events", "-n", NAMESPACE, "-o", "wide"),
+        (
+            "get",
+            "events",
+            "-n",
+            NAMESPACE,
+            "-o",
+            "custom-columns=OBJECT:.involvedObject.name,REASON:.reason,MSG:.message",
+        ),
     )
     status = browser.get(f"{hub['public']}/user/{name}/api/status", verify=hub["bundle"], timeout=20)
     assert status.status_code == 200
@@ -211,9 +171,12 @@ def test_the_member_gets_their_own_notebook_pod_and_reaches_it_over_https(kube, 
     direct = requests.get(f"http://{pod['status']['podIP']}:8888/user/{name}/api/status", timeout=20)
     assert direct.status_code == 403, direct.status_code
     assert "started" not in direct.text
-    assert {"name": "home", "mountPath": "/home/primage"} in [
-        {"name": m["name"], "mountPath": m["mountPath"]} for m in container["volumeMounts"]
-    ]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["home"] == "/home/primage"
+    # The space the nodes mount (node mode), at the path the HTC tasks see it.
+    assert mounts["space"] == "/mnt/onedata"
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["space"]["hostPath"]["path"] == str(hub["space"])
 
 
 def test_nobody_else_reaches_the_members_notebook(kube, provider, hub):

@@ -77,7 +77,7 @@ def test_the_hub_settings_come_from_the_role_options():
             jupyter_oidc_token_auth="client_secret_post",  # noqa: S106 (a method name)
             jupyter_public_host="notebooks.example.eu",
             jupyter_node_port=31443,
-            jupyter_resources={"limits": {"cpu": "4", "memory": "8Gi"}},
+            jupyter_resources={"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "4", "memory": "8Gi"}},
             jupyter_space_mount_point="/srv/space",
             jupyter_pod_mount_point="/data",
         )
@@ -90,6 +90,7 @@ def test_the_hub_settings_come_from_the_role_options():
     assert env["PRIMAGE_HUB_API_URL"] == "http://jupyter-hub-api.jupyter.svc:8081"
     assert env["PRIMAGE_HUB_NOTEBOOK_IMAGE"] == NOTEBOOK
     assert (env["PRIMAGE_HUB_CPU_LIMIT"], env["PRIMAGE_HUB_MEMORY_LIMIT"]) == ("4", "8G")
+    assert (env["PRIMAGE_HUB_CPU_GUARANTEE"], env["PRIMAGE_HUB_MEMORY_GUARANTEE"]) == ("0.25", "512M")
     assert (env["PRIMAGE_HUB_SPACE_HOST_PATH"], env["PRIMAGE_HUB_SPACE_MOUNT"]) == ("/srv/space", "/data")
     assert "PRIMAGE_HUB_HOME_STORAGE_CLASS" not in env
     assert "PRIMAGE_HUB_OIDC_CA_FILE" not in env

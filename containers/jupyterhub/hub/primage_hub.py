@@ -51,6 +51,10 @@ class Spawner:
     space_mount: str
     cpu_limit: float
     memory_limit: str
+    # What the scheduler reserves for each pod (Kubernetes takes the limits when no request is set,
+    # and a 2-CPU limit then fits no 2-core node beside the hub).
+    cpu_guarantee: float
+    memory_guarantee: str
     start_timeout: int
     service_account: str | None
     api_url: str
@@ -224,6 +228,8 @@ def _spawner(environ) -> Spawner | None:
         space_mount=_get(environ, "SPACE_MOUNT", "/mnt/onedata"),
         cpu_limit=_number(environ, "CPU_LIMIT", "2", float, 0.1),
         memory_limit=_get(environ, "MEMORY_LIMIT", "4G"),
+        cpu_guarantee=_number(environ, "CPU_GUARANTEE", "0.5", float, 0.01),
+        memory_guarantee=_get(environ, "MEMORY_GUARANTEE", "1G"),
         start_timeout=_number(environ, "START_TIMEOUT", "300"),
         service_account=_get(environ, "NOTEBOOK_SERVICE_ACCOUNT"),
         api_url=_get(environ, "API_URL", "http://primage-hub:8081"),
@@ -345,6 +351,8 @@ def _configure_spawner(c, spawner: Spawner, api_port: int) -> None:
     k.fs_gid = 1000
     k.cpu_limit = spawner.cpu_limit
     k.mem_limit = spawner.memory_limit
+    k.cpu_guarantee = spawner.cpu_guarantee
+    k.mem_guarantee = spawner.memory_guarantee
     k.start_timeout = spawner.start_timeout
     k.automount_service_account_token = False
     if spawner.service_account:

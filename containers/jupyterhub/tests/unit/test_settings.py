@@ -213,6 +213,10 @@ def test_the_spawner_makes_a_user_pod_from_the_configuration(environ, monkeypatc
     assert container.image == "primage/jupyter:0.1.0"
     assert not container.args  # the image's own command (its start script runs jupyterhub-singleuser)
     assert container.security_context["allowPrivilegeEscalation"] is False
+    # Requests below the limits: a pod limited to 2 CPUs still fits a 2-core node beside the hub.
+    resources = container.resources
+    assert (resources.limits["cpu"], resources.requests["cpu"]) == (2.0, 0.5)
+    assert (resources.limits["memory"], resources.requests["memory"]) == (4 * 2**30, 2**30)
     claims = {v.name: v.persistent_volume_claim for v in pod.spec.volumes if v.persistent_volume_claim}
     assert claims["home"]["claimName"] == spawner.pvc_name
     assert spawner.pvc_name.startswith("home-")
