@@ -147,22 +147,26 @@ class IMClient:
         self, method: str, path: str, headers: dict, params: dict | None, body: str | None, read_timeout: float
     ) -> requests.Response:
         """One HTTP exchange; a request that only reads is sent again if its connection broke."""
-        attempts = RESEND_ATTEMPTS if method in RESENT_METHODS else 1
-        for attempt in range(1, attempts + 1):
-            try:
-                return self._session.request(
-                    method,
-                    f"{self.url}{path}",
-                    headers=headers,
-                    params=params,
-                    data=body.encode("utf-8") if body is not None else None,
-                    timeout=(CONNECT_TIMEOUT, read_timeout),
-                )
-            except requests.exceptions.ConnectionError as exc:
-                if attempt == attempts or not _connection_broke(exc):
-                    raise
-                time.sleep(RESEND_PAUSE * attempt)
-        raise AssertionError("unreachable")  # the loop returns or raises
+
+        def exchange() -> requests.Response:
+            return self._session.request(
+                method,
+                f"{self.url}{path}",
+                headers=headers,
+                params=params,
+                data=body.encode("utf-8") if body is not None else None,
+                timeout=(CONNECT_TIMEOUT, read_timeout),
+            )
+
+        if method in RESENT_METHODS:
+            for attempt in range(1, RESEND_ATTEMPTS):
+                try:
+                    return exchange()
+                except requests.exceptions.ConnectionError as exc:
+                    if not _connection_broke(exc):
+                        raise
+                    time.sleep(RESEND_PAUSE * attempt)
+        return exchange()  # the last attempt, or the only one: its failure is the caller's to report
 
     def _error(self, response: requests.Response, what: str, infrastructure: str | None) -> IMError:
         try:
