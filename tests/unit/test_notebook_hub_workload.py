@@ -155,17 +155,50 @@ def test_the_hub_runs_unprivileged_on_a_read_only_root():
         ({"jupyter_storage_size": "10Gi"}, r"needs its jupyter_storage_class"),
         (
             {"jupyter_onedata_mode": "pod", "jupyter_onedata_provider_host": "p"},
-            r"jupyter_onedata_mode node.*share one Onedata token",
+            r"its user's own Onedata token.*remove jupyter_onedata_token",
         ),
+        ({"jupyter_onedata_mode": "pod"}, r"in pod mode needs jupyter_onedata_provider_host"),
     ],
     ids=lambda v: str(v)[:40],
 )
 def test_bad_hub_settings_are_refused_naming_the_option(values, message):
     secrets = dict(SECRETS)
-    if values.get("jupyter_onedata_mode") == "pod":
+    if "jupyter_onedata_provider_host" in values:
         secrets["jupyter_onedata_token"] = "tok"  # noqa: S105 (a test value)
     with pytest.raises(PrimageError, match=message):
         workloads.render("jupyter", {**BASE, **values}, secrets)
+
+
+PROVIDER = "plg-cyfronet-01.datahub.egi.eu"
+
+
+def test_in_pod_mode_each_notebook_mounts_the_space_with_its_members_own_token():
+    """No shared token anywhere: the hub starts the -onedata variant with each member's token
+    (primage_spawner), may write and delete Secrets in its namespace for that, and stays unprivileged."""
+    workload = hub(
+        jupyter_onedata_mode="pod",
+        jupyter_onedata_provider_host=PROVIDER,
+        jupyter_onedata_token_help_url="https://datahub.egi.eu",
+    )
+    assert [m.name for m in workload.of_kind("Secret")] == ["notebook-tls", "hub-oidc"]  # no onedata-token
+    env = environment(workload)
+    assert env["PRIMAGE_HUB_NOTEBOOK_IMAGE"] == NOTEBOOK + "-onedata"
+    assert env["PRIMAGE_HUB_ONEDATA_PROVIDER_HOST"] == PROVIDER
+    assert env["PRIMAGE_HUB_ONEDATA_FUSE_RESOURCE"] == "primage.eu/fuse"
+    assert env["PRIMAGE_HUB_ONEDATA_APPARMOR_PROFILE"] == "Unconfined"
+    assert env["PRIMAGE_HUB_ONEDATA_TOKEN_HELP_URL"] == "https://datahub.egi.eu"
+    assert env["PRIMAGE_HUB_SPACE_MOUNT"] == "/mnt/onedata"
+    assert "PRIMAGE_HUB_SPACE_HOST_PATH" not in env
+    (role,) = workload.of_kind("Role")
+    rules = {resource: rule["verbs"] for rule in role.definition["rules"] for resource in rule["resources"]}
+    assert rules["secrets"] == ["create", "update", "delete"]  # never get or list: it reads no Secret back
+    pod = hub_pod(workload)
+    (container,) = pod["containers"]
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}  # pod mode is the notebooks', not the hub's
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert not [name for name in container["resources"].get("limits", {}) if "/" in name]
+    # Node mode gives the hub no Secret to touch.
+    assert "secrets" not in {r for rule in hub().of_kind("Role")[0].definition["rules"] for r in rule["resources"]}
 
 
 def test_a_hub_without_a_client_secret_is_refused():

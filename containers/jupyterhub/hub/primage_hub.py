@@ -31,11 +31,25 @@ SECRET_IN_ENVIRONMENT = ("PRIMAGE_HUB_OIDC_CLIENT_SECRET", "OAUTH_CLIENT_SECRET"
 # How the hub authenticates to the token endpoint, as the client was registered (Check-in's
 # registration offers both; the first is the default).
 TOKEN_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+# The notebook images' user (the imaging image's fixed ids), and the Secret of a user's Onedata token.
+NOTEBOOK_UID = NOTEBOOK_GID = 1000
+ONEDATA_SECRET_TEMPLATE = "onedata-token-{user_server}"  # noqa: S105 (a name, not a secret)
 NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 class SettingsError(Exception):
     """A setting is missing or wrong; the message names the variable and what is expected."""
+
+
+@dataclass(frozen=True)
+class Onedata:
+    """Pod mode: each notebook pod mounts the space itself, with its user's own token."""
+
+    provider_host: str
+    fuse_resource: str
+    options: str
+    apparmor_profile: str | None
+    token_help_url: str | None
 
 
 @dataclass(frozen=True)
@@ -58,6 +72,7 @@ class Spawner:
     start_timeout: int
     service_account: str | None
     api_url: str
+    onedata: Onedata | None = None
 
 
 @dataclass(frozen=True)
@@ -218,6 +233,15 @@ def _spawner(environ) -> Spawner | None:
     host_path = _get(environ, "SPACE_HOST_PATH")
     if host_path and not host_path.startswith("/"):
         raise SettingsError(f"{PREFIX}SPACE_HOST_PATH={host_path!r} is not an absolute path")
+    space_mount = _get(environ, "SPACE_MOUNT", "/mnt/onedata")
+    if not space_mount.startswith("/") or space_mount == "/":
+        raise SettingsError(f"{PREFIX}SPACE_MOUNT={space_mount!r} is not an absolute path below /")
+    onedata = _onedata(environ)
+    if onedata and host_path:
+        raise SettingsError(
+            f"{PREFIX}ONEDATA_PROVIDER_HOST and {PREFIX}SPACE_HOST_PATH are both set: the notebook pods either "
+            "mount the space themselves with their user's token (pod mode) or see the nodes' mount (node mode)"
+        )
     return Spawner(
         image=image,
         command=tuple(_get(environ, "NOTEBOOK_COMMAND", "").split()) or None,
@@ -225,7 +249,7 @@ def _spawner(environ) -> Spawner | None:
         home_storage_class=_get(environ, "HOME_STORAGE_CLASS"),
         home_size=_get(environ, "HOME_SIZE", "10Gi"),
         space_host_path=host_path,
-        space_mount=_get(environ, "SPACE_MOUNT", "/mnt/onedata"),
+        space_mount=space_mount,
         cpu_limit=_number(environ, "CPU_LIMIT", "2", float, 0.1),
         memory_limit=_get(environ, "MEMORY_LIMIT", "4G"),
         cpu_guarantee=_number(environ, "CPU_GUARANTEE", "0.5", float, 0.01),
@@ -233,7 +257,44 @@ def _spawner(environ) -> Spawner | None:
         start_timeout=_number(environ, "START_TIMEOUT", "300"),
         service_account=_get(environ, "NOTEBOOK_SERVICE_ACCOUNT"),
         api_url=_get(environ, "API_URL", "http://primage-hub:8081"),
+        onedata=onedata,
     )
+
+
+APPARMOR_PROFILES = ("Unconfined", "RuntimeDefault")
+RESOURCE_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+
+
+def _onedata(environ) -> Onedata | None:
+    host = _get(environ, "ONEDATA_PROVIDER_HOST")
+    if host is None:
+        return None
+    if not re.match(r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:[0-9]+)?$", host):
+        raise SettingsError(
+            f"{PREFIX}ONEDATA_PROVIDER_HOST={host!r} is not a host name: expected the Oneprovider's host, "
+            "e.g. plg-cyfronet-01.datahub.egi.eu"
+        )
+    resource = _get(environ, "ONEDATA_FUSE_RESOURCE", "primage.eu/fuse")
+    if not RESOURCE_PATTERN.match(resource):
+        raise SettingsError(
+            f"{PREFIX}ONEDATA_FUSE_RESOURCE={resource!r} is not an extended resource name: expected the "
+            "cluster's FUSE device plugin's resource, e.g. primage.eu/fuse"
+        )
+    profile = _get(environ, "ONEDATA_APPARMOR_PROFILE")
+    if profile is not None and profile not in APPARMOR_PROFILES:
+        raise SettingsError(
+            f"{PREFIX}ONEDATA_APPARMOR_PROFILE={profile!r}: expected one of {', '.join(APPARMOR_PROFILES)} or unset"
+        )
+    options = _get(environ, "ONEDATA_OPTIONS", "")
+    if re.search(r"(^|\s)(-t|--token|-H|--host)(=|\s|$)", options):
+        raise SettingsError(
+            f"{PREFIX}ONEDATA_OPTIONS holds the token or the provider option: each user's token comes from "
+            f"their spawn form, the provider from {PREFIX}ONEDATA_PROVIDER_HOST"
+        )
+    help_url = _get(environ, "ONEDATA_TOKEN_HELP_URL")
+    if help_url is not None:
+        help_url = _https_url(environ, "ONEDATA_TOKEN_HELP_URL", "the Onezone where users create tokens")
+    return Onedata(host, resource, options, profile, help_url)
 
 
 # ---------------------------------------------------------------------------- the issuer
@@ -333,7 +394,8 @@ def _groups_of(claim: str, allowed: frozenset[str]):
 
 
 def _configure_spawner(c, spawner: Spawner, api_port: int) -> None:
-    c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
+    # KubeSpawner, with each user's own Onedata token in pod mode (primage_spawner).
+    c.JupyterHub.spawner_class = "primage_spawner.PrimageSpawner"
     # Notebook pods reach the hub's API through its Service, inside the cluster (plain HTTP
     # never leaves the cluster: the proxy's public side is the hub's HTTPS port).
     c.JupyterHub.hub_bind_url = f"http://:{api_port}"
@@ -346,9 +408,9 @@ def _configure_spawner(c, spawner: Spawner, api_port: int) -> None:
     # The image's own command by default: the jupyter image's start script (and the Jupyter
     # Docker Stacks' images) run jupyterhub-singleuser when the spawner's variables are set.
     k.cmd = list(spawner.command) if spawner.command else None
-    k.uid = 1000
-    k.gid = 1000
-    k.fs_gid = 1000
+    k.uid = NOTEBOOK_UID
+    k.gid = NOTEBOOK_GID
+    k.fs_gid = NOTEBOOK_GID
     k.cpu_limit = spawner.cpu_limit
     k.mem_limit = spawner.memory_limit
     k.cpu_guarantee = spawner.cpu_guarantee
@@ -377,5 +439,45 @@ def _configure_spawner(c, spawner: Spawner, api_port: int) -> None:
     if spawner.space_host_path:
         volumes.append({"name": "space", "hostPath": {"path": spawner.space_host_path, "type": "Directory"}})
         mounts.append({"name": "space", "mountPath": spawner.space_mount, "mountPropagation": "HostToContainer"})
+    if spawner.onedata:
+        _configure_onedata(c, spawner, spawner.onedata)
     k.volumes = volumes
     k.volume_mounts = mounts
+
+
+def _configure_onedata(c, spawner: Spawner, onedata: Onedata) -> None:
+    """Pod mode, as the roles render it for the applications' pods (kubernetes_app): the `-onedata`
+    variant starts as root with SYS_ADMIN, SETUID and SETGID only and the FUSE device of the
+    cluster's device plugin, mounts the space with oneclient, then drops to the notebook's user;
+    never privileged. The token is the user's own, from their Secret (primage_spawner)."""
+    p = c.PrimageSpawner
+    p.onedata_provider_host = onedata.provider_host
+    if onedata.token_help_url:
+        p.onedata_token_help = onedata.token_help_url
+    k = c.KubeSpawner
+    k.uid = 0
+    k.gid = 0
+    context = {
+        "privileged": False,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"], "add": ["SYS_ADMIN", "SETUID", "SETGID"]},
+    }
+    if onedata.apparmor_profile:
+        context["appArmorProfile"] = {"type": onedata.apparmor_profile}
+    k.container_security_context = context
+    k.extra_resource_limits = {onedata.fuse_resource: "1"}
+    k.extra_resource_guarantees = {onedata.fuse_resource: "1"}
+    environment = {
+        "ONECLIENT_PROVIDER_HOST": onedata.provider_host,
+        # KubeSpawner fills {user_server} in as it does in the Secret's name.
+        "ONECLIENT_ACCESS_TOKEN": {
+            "valueFrom": {"secretKeyRef": {"name": ONEDATA_SECRET_TEMPLATE, "key": "token"}},
+        },
+        "ONECLIENT_MOUNT_POINT": spawner.space_mount,
+        "PRIMAGE_UID": str(NOTEBOOK_UID),
+        "PRIMAGE_GID": str(NOTEBOOK_GID),
+    }
+    if onedata.options:
+        environment["PRIMAGE_ONEDATA_OPTIONS"] = onedata.options
+    k.environment = environment
+    p.onedata_secret_template = ONEDATA_SECRET_TEMPLATE
