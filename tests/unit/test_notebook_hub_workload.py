@@ -170,6 +170,7 @@ def test_bad_hub_settings_are_refused_naming_the_option(values, message):
 
 
 PROVIDER = "plg-cyfronet-01.datahub.egi.eu"
+HELP_PAGE = "https://datahub.egi.eu"  # where members create their access token
 
 
 def test_in_pod_mode_each_notebook_mounts_the_space_with_its_members_own_token():
@@ -178,7 +179,7 @@ def test_in_pod_mode_each_notebook_mounts_the_space_with_its_members_own_token()
     workload = hub(
         jupyter_onedata_mode="pod",
         jupyter_onedata_provider_host=PROVIDER,
-        jupyter_onedata_token_help_url="https://datahub.egi.eu",
+        jupyter_onedata_token_help_url=HELP_PAGE,
     )
     assert [m.name for m in workload.of_kind("Secret")] == ["notebook-tls", "hub-oidc"]  # no onedata-token
     env = environment(workload)
@@ -186,7 +187,7 @@ def test_in_pod_mode_each_notebook_mounts_the_space_with_its_members_own_token()
     assert env["PRIMAGE_HUB_ONEDATA_PROVIDER_HOST"] == PROVIDER
     assert env["PRIMAGE_HUB_ONEDATA_FUSE_RESOURCE"] == "primage.eu/fuse"
     assert env["PRIMAGE_HUB_ONEDATA_APPARMOR_PROFILE"] == "Unconfined"
-    assert env["PRIMAGE_HUB_ONEDATA_TOKEN_HELP_URL"] == "https://datahub.egi.eu"
+    assert env["PRIMAGE_HUB_ONEDATA_TOKEN_HELP_URL"] == HELP_PAGE
     assert env["PRIMAGE_HUB_SPACE_MOUNT"] == "/mnt/onedata"
     assert "PRIMAGE_HUB_SPACE_HOST_PATH" not in env
     (role,) = workload.of_kind("Role")
@@ -194,7 +195,8 @@ def test_in_pod_mode_each_notebook_mounts_the_space_with_its_members_own_token()
     assert rules["secrets"] == ["create", "update", "delete"]  # never get or list: it reads no Secret back
     pod = hub_pod(workload)
     (container,) = pod["containers"]
-    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}  # pod mode is the notebooks', not the hub's
+    # Pod mode is the notebooks', not the hub's.
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert not [name for name in container["resources"].get("limits", {}) if "/" in name]
     # Node mode gives the hub no Secret to touch.
