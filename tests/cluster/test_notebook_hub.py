@@ -15,7 +15,7 @@ A second hub of the same role runs Onedata pod mode (`jupyter_onedata_mode: pod`
 notebook pod is the jupyter image's `-onedata` variant (its test build: the stub oneclient mounting
 a folder of the image with bindfs through the FUSE device plugin), and mounts the space with the
 token the member typed into the spawn form, kept in a Secret of the member's server only: not in
-the pod's spec, the hub's database or its log, and gone when the server stops."""
+the pod's spec, the hub's database or its log, owned by the pod, and gone when the server stops."""
 
 from __future__ import annotations
 
@@ -285,6 +285,9 @@ def test_in_pod_mode_the_members_notebook_mounts_the_space_with_their_own_token(
     secret = kube.get("secret", reference["name"], namespace)
     assert reference["name"].startswith("onedata-token-")
     assert base64_text(secret["data"][reference["key"]]) == token, "the member's own token, as typed"
+    # The pod owns the Secret: Kubernetes deletes it with the pod, also while the hub is down.
+    owners = [(o["kind"], o["name"], o["uid"]) for o in secret["metadata"].get("ownerReferences", [])]
+    assert owners == [("Pod", pod["metadata"]["name"], pod["metadata"]["uid"])]
     assert token not in json.dumps(pod), "the token is in the pod's spec"
     assert env["ONECLIENT_PROVIDER_HOST"]["value"] == PROVIDER_HOST
     assert container["securityContext"]["capabilities"]["add"] == ["SYS_ADMIN", "SETUID", "SETGID"]

@@ -192,7 +192,7 @@ def test_in_pod_mode_each_notebook_mounts_the_space_with_its_members_own_token()
     assert "PRIMAGE_HUB_SPACE_HOST_PATH" not in env
     (role,) = workload.of_kind("Role")
     rules = {resource: rule["verbs"] for rule in role.definition["rules"] for resource in rule["resources"]}
-    assert rules["secrets"] == ["create", "update", "delete"]  # never get or list: it reads no Secret back
+    assert rules["secrets"] == ["create", "update", "patch", "delete"]  # never get or list: it reads no Secret back
     pod = hub_pod(workload)
     (container,) = pod["containers"]
     # Pod mode is the notebooks', not the hub's.

@@ -8,13 +8,16 @@ Where the token goes, and where it never goes:
 - the spawn form's password field -> this spawner's memory, taken out of the form's options, so
   JupyterHub never writes it to its database (it saves `user_options` before starting);
 - a Secret of the user's server (`onedata-token-<user>`), written just before the pod is created,
-  read by the pod as `ONECLIENT_ACCESS_TOKEN` through a secretKeyRef, deleted when the server stops;
+  read by the pod as `ONECLIENT_ACCESS_TOKEN` through a secretKeyRef, owned by the pod once it runs
+  (so Kubernetes deletes it with the pod even while the hub is down), deleted when the server stops
+  or fails to start;
 - never the pod's spec, the hub's database, a URL (a token in the spawn URL's query is refused) or
   a log line (errors name the server and the API's status, never the value).
 """
 
 from __future__ import annotations
 
+import asyncio
 import html
 
 from kubernetes_asyncio.client.rest import ApiException
@@ -121,10 +124,17 @@ class PrimageSpawner(KubeSpawner):
     # ------------------------------------------------------------------ start and stop
 
     async def start(self):
-        if self.onedata_provider_host:
-            token = self._take_token()
-            await self._write_token_secret(token)
-        return await super().start()
+        if not self.onedata_provider_host:
+            return await super().start()
+        token = self._take_token()
+        await self._write_token_secret(token)
+        try:
+            started = await super().start()
+        except (Exception, asyncio.CancelledError):
+            await self._delete_token_secret()  # no server, no token left behind
+            raise
+        await self._tie_token_secret_to_pod()
+        return started
 
     async def stop(self, now=False):
         await super().stop(now=now)
@@ -182,6 +192,31 @@ class PrimageSpawner(KubeSpawner):
                 "on secrets in its namespace"
             ) from None
         self.log.info("Onedata token of %s kept in Secret %s/%s", self._log_name, self.namespace, name)
+
+    async def _tie_token_secret_to_pod(self) -> None:
+        """The pod becomes the Secret's owner: Kubernetes' garbage collector deletes the Secret with the
+        pod, also when the pod goes while the hub is down and cannot stop the server itself."""
+        name = self.onedata_secret_name
+        try:
+            pod = await self.api.read_namespaced_pod(name=self.pod_name, namespace=self.namespace)
+            owner = {"apiVersion": "v1", "kind": "Pod", "name": pod.metadata.name, "uid": pod.metadata.uid}
+            await self.api.patch_namespaced_secret(
+                name=name, namespace=self.namespace, body={"metadata": {"ownerReferences": [owner]}}
+            )
+        except ApiException as error:
+            # The server runs and its stop deletes the Secret; only the hub-down case is not covered.
+            self.log.warning(
+                "the Secret %s/%s of %s's Onedata token could not be given its pod as owner (HTTP %s %s): it is "
+                "deleted when the server stops, not if the pod goes while the hub is down; the hub's Role needs "
+                "get on pods and patch on secrets",
+                self.namespace,
+                name,
+                self._log_name,
+                error.status,
+                error.reason,
+            )
+            return
+        self.log.info("Secret %s/%s goes with pod %s", self.namespace, name, self.pod_name)
 
     async def _delete_token_secret(self) -> None:
         name = self.onedata_secret_name

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import sys
+from types import SimpleNamespace
 
 import pytest
 from traitlets.config import Config
@@ -47,16 +48,25 @@ def config(values) -> Config:
 class Recorder:
     """The CoreV1Api calls the spawner makes for Secrets, answered as the API server would."""
 
-    def __init__(self, existing: bool = False, fail: int | None = None):
+    POD_UID = "0b6c3f1e-5a47-4d0e-9f6e-2d5c8a1b7e90"
+
+    def __init__(self, existing: bool = False, fail: int | None = None, failing: tuple[str, ...] = ()):
         self.calls: list[tuple[str, dict]] = []
-        self.existing, self.fail = existing, fail
+        self.existing, self.fail, self.failing = existing, fail, failing
 
     def _answer(self, call: str, **kwargs):
         self.calls.append((call, kwargs))
-        if self.fail:
+        if self.fail and (not self.failing or call in self.failing):
             raise primage_spawner.ApiException(status=self.fail, reason="Forbidden")
         if call == "create_namespaced_secret" and self.existing:
             raise primage_spawner.ApiException(status=409, reason="Conflict")
+
+    async def read_namespaced_pod(self, **kwargs):
+        self._answer("read_namespaced_pod", **kwargs)
+        return SimpleNamespace(metadata=SimpleNamespace(name=kwargs["name"], uid=self.POD_UID))
+
+    async def patch_namespaced_secret(self, **kwargs):
+        self._answer("patch_namespaced_secret", **kwargs)
 
     async def create_namespaced_secret(self, **kwargs):
         self._answer("create_namespaced_secret", **kwargs)
@@ -79,6 +89,8 @@ def offline(monkeypatch):
     started = []
 
     async def start(self):
+        if getattr(self, "fail_start", None):
+            raise self.fail_start
         started.append(self.pod_name)
         return ("10.0.0.7", 8888)
 
@@ -213,8 +225,9 @@ def test_start_writes_the_users_secret_and_stop_deletes_it(pod_mode, offline):
     token = new_token()
     spawner.run_options_from_form({"onedata_token": [token]})
     assert asyncio.run(spawner.start()) == ("10.0.0.7", 8888)
-    ((call, arguments),) = spawner.api.calls
-    assert call == "create_namespaced_secret"
+    names = [name for name, _ in spawner.api.calls]
+    assert names == ["create_namespaced_secret", "read_namespaced_pod", "patch_namespaced_secret"]
+    arguments = spawner.api.calls[0][1]
     secret = arguments["body"]
     assert secret["metadata"]["name"] == spawner.onedata_secret_name
     assert secret["metadata"]["namespace"] == spawner.namespace == arguments["namespace"]
@@ -230,12 +243,52 @@ def test_start_writes_the_users_secret_and_stop_deletes_it(pod_mode, offline):
     assert offline == []
 
 
+def test_once_the_pod_runs_it_owns_the_secret_so_that_the_secret_goes_with_it(pod_mode, offline):
+    """Kubernetes' garbage collector deletes the Secret with its owner, also while the hub is down."""
+    spawner = spawner_of(config(pod_mode))
+    spawner.run_options_from_form({"onedata_token": [new_token()]})
+    asyncio.run(spawner.start())
+    read, patch = spawner.api.calls[1:]
+    assert read[1] == {"name": spawner.pod_name, "namespace": spawner.namespace}
+    assert patch[1]["name"] == spawner.onedata_secret_name
+    assert patch[1]["body"] == {
+        "metadata": {
+            "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": spawner.pod_name, "uid": Recorder.POD_UID}]
+        }
+    }
+    assert "stringData" not in patch[1]["body"]  # the token is sent once, at the creation
+
+
+def test_a_pod_that_cannot_own_the_secret_leaves_the_server_running_and_says_so(pod_mode, offline, caplog):
+    spawner = spawner_of(config(pod_mode), Recorder(fail=403, failing=("patch_namespaced_secret",)))
+    token = new_token()
+    spawner.run_options_from_form({"onedata_token": [token]})
+    assert asyncio.run(spawner.start()) == ("10.0.0.7", 8888)
+    assert offline == [spawner.pod_name]
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "HTTP 403" in warning
+    assert "patch on secrets" in warning
+    assert token not in caplog.text
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("pod did not start in 300 seconds!"), asyncio.CancelledError()])
+def test_a_start_that_fails_deletes_the_secret_it_wrote(pod_mode, offline, failure):
+    spawner = spawner_of(config(pod_mode))
+    spawner.fail_start = failure
+    spawner.run_options_from_form({"onedata_token": [new_token()]})
+    with pytest.raises(type(failure)):
+        asyncio.run(spawner.start())
+    assert [name for name, _ in spawner.api.calls] == ["create_namespaced_secret", "delete_namespaced_secret"]
+    assert spawner.api.calls[1][1] == {"name": spawner.onedata_secret_name, "namespace": spawner.namespace}
+    assert offline == []
+
+
 def test_a_new_start_replaces_the_secret_left_by_the_last(pod_mode, offline):
     spawner = spawner_of(config(pod_mode), Recorder(existing=True))
     token = new_token()
     spawner.run_options_from_form({"onedata_token": [token]})
     asyncio.run(spawner.start())
-    assert [name for name, _ in spawner.api.calls] == ["create_namespaced_secret", "replace_namespaced_secret"]
+    assert [name for name, _ in spawner.api.calls][:2] == ["create_namespaced_secret", "replace_namespaced_secret"]
     assert spawner.api.calls[1][1]["body"]["stringData"] == {"token": token}
 
 
