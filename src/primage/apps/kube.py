@@ -622,7 +622,8 @@ class KubernetesBackend(Backend):
             {"spec": {"replicas": replicas}},
         )
 
-    def _notebook_pods(self, notebook) -> list:
+    def _notebook_pods(self, notebook, terminating: bool = False) -> list:
+        """The notebook's pods; those being deleted only with terminating=True."""
         selector = ",".join(f"{k}={v}" for k, v in (notebook.spec.selector.match_labels or {}).items())
         listed = self.call(
             "list the notebook's pods",
@@ -630,7 +631,7 @@ class KubernetesBackend(Backend):
             notebook.metadata.namespace,
             label_selector=selector,
         )
-        return [p for p in listed.items if not p.metadata.deletion_timestamp]
+        return [p for p in listed.items if terminating or not p.metadata.deletion_timestamp]
 
     def _notebook_application(self, notebook) -> Application:
         submission = _submission_of(notebook)
@@ -684,7 +685,7 @@ class KubernetesBackend(Backend):
             )
         self._scale(notebook.metadata.namespace, notebook.metadata.name, 0)
         deadline = time.monotonic() + GONE_TIMEOUT
-        while self._notebook_pods(notebook):
+        while self._notebook_pods(notebook, terminating=True):  # stopped means gone, not only going
             if time.monotonic() > deadline:
                 raise PrimageError(f"the notebook {name}'s pod is still there after {GONE_TIMEOUT:.0f} s")
             time.sleep(POLL_SECONDS)
