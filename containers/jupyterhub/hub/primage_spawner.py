@@ -174,6 +174,14 @@ class PrimageSpawner(KubeSpawner):
             "stringData": {TOKEN_KEY: token},
         }
 
+    def _secret_failure(self, doing: str, error: ApiException, advice: str) -> str:
+        """What the API refused with the user's Secret: its name and the API's status only (the API's
+        answer may quote what it was sent, the token)."""
+        return (
+            f"the Secret {self.namespace}/{self.onedata_secret_name} of {self._log_name}'s Onedata token could not "
+            f"be {doing} (Kubernetes API: HTTP {error.status} {error.reason}): {advice}"
+        )
+
     async def _write_token_secret(self, token: str) -> None:
         body = self._secret(token)
         name = self.onedata_secret_name
@@ -185,12 +193,8 @@ class PrimageSpawner(KubeSpawner):
                     raise
                 await self.api.replace_namespaced_secret(name=name, namespace=self.namespace, body=body)
         except ApiException as error:
-            # The API's answer may quote what it was sent: only its status goes into the message.
-            raise RuntimeError(
-                f"the Secret {self.namespace}/{name} for {self._log_name}'s Onedata token could not be written "
-                f"(Kubernetes API: HTTP {error.status} {error.reason}); the hub's Role needs create and update "
-                "on secrets in its namespace"
-            ) from None
+            advice = "the hub's Role needs create and update on secrets in its namespace"
+            raise RuntimeError(self._secret_failure("written", error, advice)) from None
         self.log.info("Onedata token of %s kept in Secret %s/%s", self._log_name, self.namespace, name)
 
     async def _tie_token_secret_to_pod(self) -> None:
@@ -205,16 +209,11 @@ class PrimageSpawner(KubeSpawner):
             )
         except ApiException as error:
             # The server runs and its stop deletes the Secret; only the hub-down case is not covered.
-            self.log.warning(
-                "the Secret %s/%s of %s's Onedata token could not be given its pod as owner (HTTP %s %s): it is "
-                "deleted when the server stops, not if the pod goes while the hub is down; the hub's Role needs "
-                "get on pods and patch on secrets",
-                self.namespace,
-                name,
-                self._log_name,
-                error.status,
-                error.reason,
+            advice = (
+                "it is deleted when the server stops, not if the pod goes while the hub is down; the hub's Role "
+                "needs get on pods and patch on secrets"
             )
+            self.log.warning("%s", self._secret_failure("given its pod as owner", error, advice))
             return
         self.log.info("Secret %s/%s goes with pod %s", self.namespace, name, self.pod_name)
 
@@ -224,13 +223,6 @@ class PrimageSpawner(KubeSpawner):
             await self.api.delete_namespaced_secret(name=name, namespace=self.namespace)
         except ApiException as error:
             if error.status != 404:
-                self.log.error(
-                    "the Secret %s/%s of %s's Onedata token could not be deleted (HTTP %s %s): delete it by hand",
-                    self.namespace,
-                    name,
-                    self._log_name,
-                    error.status,
-                    error.reason,
-                )
+                self.log.error("%s", self._secret_failure("deleted", error, "delete it by hand"))
                 return
         self.log.info("Onedata token of %s deleted (Secret %s/%s)", self._log_name, self.namespace, name)
