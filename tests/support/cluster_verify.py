@@ -94,13 +94,20 @@ def require_cluster_run() -> dict[str, str]:
     return {name: os.environ[name] for name in names}
 
 
-def run_playbook(playbook: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def _playbook_command(playbook: str, *args: str) -> list[str]:
     """ansible-playbook on the scenario's instance, as Molecule runs it (its inventory and config)."""
     scenario = os.environ["MOLECULE_SCENARIO_DIRECTORY"]
-    command = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], os.path.join(scenario, playbook)]
-    return subprocess.run(
-        [*command, *args], capture_output=True, text=True, env={**os.environ, **(env or {})}, check=False
-    )
+    return ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], os.path.join(scenario, playbook), *args]
+
+
+def run_playbook(playbook: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, **(env or {})}
+    return subprocess.run(_playbook_command(playbook, *args), capture_output=True, text=True, env=env, check=False)
+
+
+def start_playbook(playbook: str, output, *args: str) -> subprocess.Popen:
+    """The same, in the background, its output (both streams) into the open file `output`."""
+    return subprocess.Popen(_playbook_command(playbook, *args), stdout=output, stderr=subprocess.STDOUT, text=True)
 
 
 def write_file(instance: str, path: str, text: str, mode: str = "0600") -> None:

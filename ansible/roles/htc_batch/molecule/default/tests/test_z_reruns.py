@@ -8,10 +8,13 @@ space as converge left them, so verify can run again.
 
 import json
 import os
+import re
 import shutil
+import tempfile
+import time
 
 import pytest
-from cluster_verify import run_playbook, scan_secrets, write_file
+from cluster_verify import run_playbook, scan_secrets, start_playbook, write_file
 
 from conftest import NAMESPACE
 
@@ -157,3 +160,56 @@ def test_pod_mode_objects_are_accepted_by_the_api_server(kube, host):
     finally:
         kube.run("delete", "namespace", "htc-batch-pod", "--ignore-not-found", "--wait=false")
         host.run("rm -rf /etc/primage/apps/htc-batch-pod")
+
+
+WAITING = "Wait for a namespace still being deleted to be gone"  # the role's task
+RELEASE = '{"metadata":{"finalizers":null}}'  # a merge patch that lets the held ConfigMap go
+
+
+def _said(output) -> str:
+    output.seek(0)
+    return output.read()
+
+
+def test_a_namespace_still_being_deleted_is_waited_for_then_made_again(kube, host):
+    """An earlier run's namespace, deleted just before and still going (a finalizer holds it here):
+    the role waits until it is gone, then creates it again and applies into it."""
+    namespace = "htc-batch-going"  # its own: the test before leaves htc-batch-pod going
+    hold = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "hold", "namespace": namespace, "finalizers": ["primage.eu/test-hold"]},
+    }
+    host.run(f"rm -rf /etc/primage/apps/{namespace}")
+    with tempfile.TemporaryFile("w+") as output:
+        try:
+            kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}, hold)
+            kube.run("delete", "namespace", namespace, "--wait=false")
+            going = kube.get("namespace", namespace, "")
+            assert going["status"]["phase"] == "Terminating", going["status"]
+            role = start_playbook("pod_mode.yml", output, "-e", f"htc_batch_name={namespace}")
+            # the role writes its manifests for inspection just before it applies them
+            kube.wait_for(
+                "the role to write its manifests",
+                lambda: (
+                    host.file(f"/etc/primage/apps/{namespace}/secret-onedata-token.yaml").exists
+                    or role.poll() is not None
+                ),
+                timeout=300,
+            )
+            time.sleep(10)
+            assert role.poll() is None, _said(output)[-3000:]  # waiting, not failed
+            kube.run("patch", "configmap", "hold", "-n", namespace, "--type=merge", "-p", RELEASE)
+            code = role.wait(timeout=300)
+            said = _said(output)
+            assert code == 0, said[-3000:]
+            assert re.search(rf"RETRYING: \[[^]]+\]: {WAITING}", said), said[-3000:]
+            made = kube.get("namespace", namespace, "")
+            assert made["status"]["phase"] == "Active"
+            assert made["metadata"]["uid"] != going["metadata"]["uid"]
+            assert [j["metadata"]["name"] for j in kube.items("jobs", namespace)], "the Job is applied"
+            assert TOKEN not in said
+        finally:
+            kube.run("patch", "configmap", "hold", "-n", namespace, "--type=merge", "-p", RELEASE, check=False)
+            kube.run("delete", "namespace", namespace, "--ignore-not-found", "--wait=false")
+            host.run(f"rm -rf /etc/primage/apps/{namespace}")
