@@ -88,6 +88,23 @@ if [ ! -x .venv/bin/python ]; then
   step "creating the virtualenv .venv"
   "$python" -m venv .venv
 fi
+# checkov (the offline policy checker of the rendered workloads) pins boto3, tabulate... exactly,
+# against constraints.txt: it gets a virtualenv of its own, linked into .venv/bin. It installs in
+# the background beside .venv's own tools (neither reads the other); setup waits for it below.
+checkov_venv=.venv/tools/checkov
+checkov_pid=
+if [ ! -f "$checkov_venv/.primage-installed" ] || [ constraints-checkov.txt -nt "$checkov_venv/.primage-installed" ]; then
+  step "installing checkov into its own virtualenv $checkov_venv in the background (about 1 minute)"
+  checkov_log=$(mktemp)
+  (
+    "$python" -m venv "$checkov_venv" &&
+      "$checkov_venv/bin/pip" install --quiet --disable-pip-version-check -r constraints-checkov.txt &&
+      ln -sfn ../tools/checkov/bin/checkov .venv/bin/checkov &&
+      touch "$checkov_venv/.primage-installed"
+  ) >"$checkov_log" 2>&1 &
+  checkov_pid=$!
+fi
+
 stamp=.venv/.primage-installed
 if [ ! -f "$stamp" ] || [ constraints.txt -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   step "installing the pinned Python tools into .venv (about 1 minute)"
@@ -108,17 +125,6 @@ if command -v go >/dev/null 2>&1 || [ -x /usr/local/go/bin/go ]; then
   fi
 else
   echo "setup.sh: Go is not installed: the actionlint hook of the lint env will fail (install Go 1.26)" >&2
-fi
-
-# checkov (the offline policy checker of the rendered workloads) pins boto3, tabulate... exactly,
-# against constraints.txt: it gets a virtualenv of its own, linked into .venv/bin.
-checkov_venv=.venv/tools/checkov
-if [ ! -f "$checkov_venv/.primage-installed" ] || [ constraints-checkov.txt -nt "$checkov_venv/.primage-installed" ]; then
-  step "installing checkov into its own virtualenv $checkov_venv (about 1 minute)"
-  "$python" -m venv "$checkov_venv"
-  "$checkov_venv/bin/pip" install --quiet --disable-pip-version-check -r constraints-checkov.txt
-  ln -sfn ../tools/checkov/bin/checkov .venv/bin/checkov
-  touch "$checkov_venv/.primage-installed"
 fi
 
 # The base images (debootstrap: the network and dpkg) bootstrap in the background while the Go
@@ -147,6 +153,14 @@ if command -v go >/dev/null 2>&1 || [ -x /usr/local/go/bin/go ]; then
   .venv/bin/primage oidc build
 else
   echo "setup.sh: Go is not installed: the OIDC tests of the integration env will fail (install Go 1.26)" >&2
+fi
+if [ -n "$checkov_pid" ]; then
+  if ! wait "$checkov_pid"; then
+    cat "$checkov_log" >&2
+    echo "setup.sh: installing checkov into $checkov_venv failed (its output is above)" >&2
+    exit 1
+  fi
+  rm -f "$checkov_log"
 fi
 if [ -n "$images_pid" ]; then
   step "waiting for the base images"
