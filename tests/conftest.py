@@ -12,6 +12,7 @@ from primage import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
+UNIT = ROOT / "tests" / "unit"
 
 
 @dataclass
@@ -22,6 +23,18 @@ class Run:
 
     def json(self):
         return json.loads(self.out)
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_see_no_test_cluster(request, monkeypatch):
+    """Unit tests never reach the test cluster, even while one is up on this host: its server-side
+    dry runs are the cluster tests' (tests/cluster), and the Molecule scenarios that own the cluster
+    while they run would otherwise meet the dry runs' scratch namespaces. So the unit lane can run
+    beside the Molecule one (tox.ini)."""
+    if UNIT in request.node.path.parents:
+        from primage import cluster
+
+        monkeypatch.setattr(cluster, "environment", lambda layout=None: {})
 
 
 @pytest.fixture
